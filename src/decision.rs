@@ -1,0 +1,239 @@
+//! The decision: request facts, configuration, the entitlement record and the time in;
+//! a forward or a denial out. Nothing here performs I/O or reads a clock.
+//!
+//! Deciding takes two steps because the record lookup is asynchronous and only needed
+//! for callers whose token is valid: [`admit`] checks the path, the route, the
+//! credentials and the token, and [`entitle`] finishes with the record.
+
+use crate::bearer::{self, Credential, CredentialError};
+use crate::config::Config;
+use crate::entitlement::{Entitlement, Record, RecordError};
+use crate::path::{self, PathError};
+use crate::routes::Access;
+use crate::token::{self, TokenError, VerifiedToken};
+
+/// The facts about a request that the decision needs.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts<'a> {
+    pub method: &'a str,
+    /// The path of the parsed request URL, before normalisation.
+    pub path: &'a str,
+    /// The query string without `?`, if any.
+    pub query: Option<&'a str>,
+    /// The `Authorization` value; repeated fields joined by `, `.
+    pub authorization: Option<&'a str>,
+    /// `OPTIONS` with both `Origin` and `Access-Control-Request-Method`.
+    pub is_cors_preflight: bool,
+}
+
+/// The outcome of [`admit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Answer with this denial.
+    Deny(Denial),
+    /// Forward without identity: a public route or a CORS preflight.
+    Forward(Forward),
+    /// The token is valid: read the record at `caller.record_key`, then [`entitle`].
+    LookUp(Caller),
+}
+
+/// A caller whose token passed, waiting for the entitlement record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub token: VerifiedToken,
+    /// The KV key of the caller's record: prefix + entitlement claim value.
+    pub record_key: String,
+    /// The matched rule's pattern, for the log.
+    pub route: String,
+    /// The feature the route needs, if any.
+    pub feature: Option<String>,
+    pub path: String,
+    pub query: Option<String>,
+}
+
+/// The result of a record lookup, as [`entitle`] takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordLookup {
+    Found(Record),
+    Missing,
+    /// The stored value is not a valid record.
+    Invalid(RecordError),
+    /// The store could not be read.
+    Unavailable,
+}
+
+/// The final decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Forward(Forward),
+    Deny(Denial),
+}
+
+/// A request to pass on to the origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    /// The normalised path: exactly the one the policy was matched on.
+    pub path: String,
+    /// The query without any `access_token` parameter.
+    pub query: Option<String>,
+    /// The caller's identity for the `X-Tollgate-*` headers; `None` on public routes
+    /// and CORS preflights.
+    pub identity: Option<Identity>,
+    /// Whether the client's `Authorization` goes on to the origin.
+    pub keep_authorization: bool,
+    /// The matched rule's pattern, for the log.
+    pub route: String,
+}
+
+/// Who the caller is and what they may use, as told to the origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub subject: String,
+    pub plan: String,
+    pub features: Vec<String>,
+}
+
+/// Why the gateway answers a request itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// 401 without `error`: no credentials, or not Bearer ones.
+    Challenge,
+    /// 401 `invalid_token` with a fixed description.
+    InvalidToken { description: &'static str, code: &'static str },
+    /// 400: the request is malformed. `credentials` tells whether the challenge gets
+    /// `error="invalid_request"`.
+    InvalidRequest { description: &'static str, code: &'static str, credentials: bool },
+    /// 402: the record does not grant the route's feature.
+    RequirePayment { feature: String, plan: String, status: String },
+    /// 403 `insufficient_scope`: the token lacks a scope the route needs.
+    RequireScope { scopes: Vec<String> },
+    /// 404: no rule matches.
+    NoRoute,
+    /// 500: a binding is missing or invalid.
+    Misconfigured,
+    /// 500: the caller's stored record is not valid.
+    InvalidRecord,
+    /// 502: the origin could not be reached.
+    OriginUnreachable,
+    /// 503: the entitlement store could not be read.
+    StoreUnavailable,
+}
+
+impl Denial {
+    /// A stable reason code for the log.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Denial::Challenge => "credentials_missing",
+            Denial::InvalidToken { code, .. } | Denial::InvalidRequest { code, .. } => code,
+            Denial::RequirePayment { .. } => "feature_not_granted",
+            Denial::RequireScope { .. } => "scope_missing",
+            Denial::NoRoute => "route_not_found",
+            Denial::Misconfigured => "configuration_invalid",
+            Denial::InvalidRecord => "record_invalid",
+            Denial::OriginUnreachable => "origin_unreachable",
+            Denial::StoreUnavailable => "store_unavailable",
+        }
+    }
+
+    fn from_token(error: TokenError) -> Self {
+        Denial::InvalidToken { description: error.description(), code: error.code() }
+    }
+
+    fn from_credentials(error: CredentialError) -> Self {
+        let description = error.description();
+        match error {
+            CredentialError::MultipleCredentials => {
+                Denial::InvalidRequest { description, code: "credentials_multiple", credentials: true }
+            }
+            CredentialError::HeaderAndQueryToken => {
+                Denial::InvalidRequest { description, code: "credentials_in_query_and_header", credentials: true }
+            }
+            CredentialError::MissingToken => Denial::InvalidToken { description, code: "token_missing" },
+            CredentialError::MalformedToken => Denial::InvalidToken { description, code: "token_malformed" },
+            CredentialError::TooLong => Denial::InvalidToken { description, code: "token_too_long" },
+        }
+    }
+
+    fn from_path(error: PathError) -> Self {
+        Denial::InvalidRequest { description: error.description(), code: "path_ambiguous", credentials: false }
+    }
+}
+
+/// Checks everything but the entitlement record, at unix time `now` (seconds).
+pub fn admit(config: &Config, request: &RequestFacts<'_>, now: u64) -> Admission {
+    let path = match path::normalise(request.path) {
+        Ok(path) => path,
+        Err(error) => return Admission::Deny(Denial::from_path(error)),
+    };
+    let Some(rule) = config.routes.find(request.method, &path) else {
+        return Admission::Deny(Denial::NoRoute);
+    };
+    let query = request.query.and_then(strip_query_token);
+
+    let (feature, scopes) = match &rule.access {
+        Access::Public => return Admission::Forward(anonymous(path, query, &rule.pattern)),
+        Access::Authenticated { .. } if request.is_cors_preflight => {
+            return Admission::Forward(anonymous(path, query, &rule.pattern));
+        }
+        Access::Authenticated { feature, scopes } => (feature, scopes),
+    };
+
+    let token = match bearer::extract(request.authorization, request.query) {
+        Ok(Credential::Bearer(token)) => token,
+        Ok(Credential::Absent | Credential::OtherScheme) => return Admission::Deny(Denial::Challenge),
+        Err(error) => return Admission::Deny(Denial::from_credentials(error)),
+    };
+    let token = match token::verify(token, config, now) {
+        Ok(token) => token,
+        Err(error) => return Admission::Deny(Denial::from_token(error)),
+    };
+
+    let missing: Vec<String> = scopes.iter().filter(|scope| !token.scopes.contains(scope)).cloned().collect();
+    if !missing.is_empty() {
+        return Admission::Deny(Denial::RequireScope { scopes: scopes.clone() });
+    }
+
+    let record_key = format!("{}{}", config.entitlement_key_prefix, token.subject);
+    Admission::LookUp(Caller { token, record_key, route: rule.pattern.clone(), feature: feature.clone(), path, query })
+}
+
+/// Finishes the decision for `caller` with the record lookup's result at `now`.
+pub fn entitle(config: &Config, caller: Caller, lookup: RecordLookup, now: u64) -> Decision {
+    let entitlement = match lookup {
+        RecordLookup::Found(record) => Entitlement::evaluate(&record, now),
+        RecordLookup::Missing => Entitlement::none(),
+        RecordLookup::Invalid(_) => return Decision::Deny(Denial::InvalidRecord),
+        RecordLookup::Unavailable => return Decision::Deny(Denial::StoreUnavailable),
+    };
+
+    if let Some(feature) = caller.feature {
+        if !entitlement.grants(&feature) {
+            let Entitlement { plan, status, .. } = entitlement;
+            return Decision::Deny(Denial::RequirePayment { feature, plan, status });
+        }
+    }
+
+    let identity = Identity { subject: caller.token.subject, plan: entitlement.plan, features: entitlement.features };
+    Decision::Forward(Forward {
+        path: caller.path,
+        query: caller.query,
+        identity: Some(identity),
+        keep_authorization: config.forward_authorization,
+        route: caller.route,
+    })
+}
+
+fn anonymous(path: String, query: Option<String>, route: &str) -> Forward {
+    Forward { path, query, identity: None, keep_authorization: false, route: route.to_string() }
+}
+
+/// Removes every `access_token` parameter, keeping the others byte for byte.
+/// Returns `None` when nothing is left.
+pub fn strip_query_token(query: &str) -> Option<String> {
+    if !bearer::has_query_token(query) {
+        return (!query.is_empty()).then(|| query.to_string());
+    }
+    let kept: Vec<&str> = query.split('&').filter(|pair| !bearer::has_query_token(pair)).collect();
+    let kept = kept.join("&");
+    (!kept.is_empty()).then_some(kept)
+}

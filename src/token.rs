@@ -1,0 +1,238 @@
+//! Token verification: signature with the one key and algorithm configured for it,
+//! then issuer, audience, expiry, not-before, issue time, lifetime and type.
+//!
+//! jwt-simple checks the signature and the standard claims. Its defaults are loose
+//! for a gateway (a 15-minute clock tolerance, no required `exp`, `iss` and `aud`
+//! checked only when asked), so every one of them is set here, and the checks it does
+//! not make (a required `exp`, a maximum lifetime, the `typ` rule, the entitlement
+//! claim) follow it.
+
+use std::collections::HashSet;
+
+use jwt_simple::prelude::{Duration, JWTClaims, Token, VerificationOptions};
+use jwt_simple::JWTError;
+use serde_json::{Map, Value};
+
+use crate::config::{normalise_type, Config};
+use crate::keys::{Algorithm, SelectError};
+
+/// The longest token accepted, in bytes.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// The longest KV key (Workers KV's own limit), which bounds the entitlement claim.
+pub const MAX_RECORD_KEY_BYTES: usize = 512;
+
+/// Why a token was rejected. Each variant has a fixed public phrase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    /// Not a compact JWS, or a header or claims set that is not valid JSON of the
+    /// expected types.
+    Malformed,
+    /// Longer than [`MAX_TOKEN_BYTES`].
+    TooLong,
+    /// `alg` is not one the gateway verifies (`none` included, in any case).
+    UnsupportedAlgorithm,
+    /// `kid` names no configured key.
+    UnknownKid,
+    /// `alg` differs from the algorithm of the key `kid` names.
+    AlgorithmMismatch,
+    /// No `kid`, and not exactly one key for `alg`.
+    NoUniqueKey,
+    /// `crit` lists an extension the gateway does not understand (RFC 7515 §4.1.11).
+    UnsupportedCritical,
+    /// `typ` is not the required type, or not a JWT type.
+    TypeMismatch,
+    /// The signature does not verify.
+    InvalidSignature,
+    /// `exp` is in the past, beyond the clock skew.
+    Expired,
+    /// `nbf` is in the future, beyond the clock skew.
+    NotYetValid,
+    /// `iat` is in the future, beyond the clock skew.
+    IssuedInFuture,
+    /// No `exp` claim.
+    MissingExpiry,
+    /// `exp` is further from `iat` (or now) than the configured maximum lifetime.
+    LifetimeTooLong,
+    /// `iss` is missing or not the configured issuer.
+    IssuerMismatch,
+    /// `aud` is missing or contains no accepted audience.
+    AudienceMismatch,
+    /// The entitlement claim is missing, not a string, empty, too long or has
+    /// control characters.
+    InvalidSubject,
+    /// `scope` or `scp` is not of the expected type.
+    InvalidScope,
+}
+
+impl TokenError {
+    /// The `error_description` sent to the client: short, fixed, never the token.
+    pub fn description(self) -> &'static str {
+        match self {
+            TokenError::Malformed => "malformed token",
+            TokenError::TooLong => "token too long",
+            TokenError::UnsupportedAlgorithm => "unsupported algorithm",
+            TokenError::UnknownKid => "unknown key id",
+            TokenError::AlgorithmMismatch => "algorithm does not match the key",
+            TokenError::NoUniqueKey => "no unique key for the algorithm",
+            TokenError::UnsupportedCritical => "unsupported critical header",
+            TokenError::TypeMismatch => "token type not accepted",
+            TokenError::InvalidSignature => "invalid signature",
+            TokenError::Expired => "token expired",
+            TokenError::NotYetValid => "token not yet valid",
+            TokenError::IssuedInFuture => "token issued in the future",
+            TokenError::MissingExpiry => "token has no expiry",
+            TokenError::LifetimeTooLong => "token lifetime too long",
+            TokenError::IssuerMismatch => "issuer not accepted",
+            TokenError::AudienceMismatch => "audience not accepted",
+            TokenError::InvalidSubject => "token lacks a valid subject claim",
+            TokenError::InvalidScope => "invalid scope claim",
+        }
+    }
+
+    /// A stable reason code for the log.
+    pub fn code(self) -> &'static str {
+        match self {
+            TokenError::Malformed => "token_malformed",
+            TokenError::TooLong => "token_too_long",
+            TokenError::UnsupportedAlgorithm => "token_algorithm_unsupported",
+            TokenError::UnknownKid => "token_kid_unknown",
+            TokenError::AlgorithmMismatch => "token_algorithm_mismatch",
+            TokenError::NoUniqueKey => "token_key_ambiguous",
+            TokenError::UnsupportedCritical => "token_crit_unsupported",
+            TokenError::TypeMismatch => "token_type_mismatch",
+            TokenError::InvalidSignature => "token_signature_invalid",
+            TokenError::Expired => "token_expired",
+            TokenError::NotYetValid => "token_not_yet_valid",
+            TokenError::IssuedInFuture => "token_issued_in_future",
+            TokenError::MissingExpiry => "token_expiry_missing",
+            TokenError::LifetimeTooLong => "token_lifetime_too_long",
+            TokenError::IssuerMismatch => "token_issuer_mismatch",
+            TokenError::AudienceMismatch => "token_audience_mismatch",
+            TokenError::InvalidSubject => "token_subject_invalid",
+            TokenError::InvalidScope => "token_scope_invalid",
+        }
+    }
+}
+
+/// What a verified token tells the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedToken {
+    /// The header `kid`, for the log.
+    pub kid: Option<String>,
+    /// The entitlement claim's value: names the caller's record.
+    pub subject: String,
+    /// The scopes from `scope` (space-separated) and `scp` (array or space-separated).
+    pub scopes: Vec<String>,
+}
+
+/// Verifies `token` against `config` at unix time `now` (seconds).
+pub fn verify(token: &str, config: &Config, now: u64) -> Result<VerifiedToken, TokenError> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(TokenError::TooLong);
+    }
+
+    let metadata = Token::decode_metadata(token).map_err(|_| TokenError::Malformed)?;
+    let algorithm = Algorithm::from_name(metadata.algorithm()).ok_or(TokenError::UnsupportedAlgorithm)?;
+    if metadata.critical().is_some_and(|critical| !critical.is_empty()) {
+        return Err(TokenError::UnsupportedCritical);
+    }
+    if let Some(required) = &config.required_type {
+        let actual = metadata.signature_type().map(normalise_type);
+        if actual.as_deref() != Some(required.as_str()) {
+            return Err(TokenError::TypeMismatch);
+        }
+    }
+
+    let kid = metadata.key_id();
+    let key = config.keys.select(algorithm, kid).map_err(|error| match error {
+        SelectError::UnknownKid => TokenError::UnknownKid,
+        SelectError::AlgorithmMismatch => TokenError::AlgorithmMismatch,
+        SelectError::NoUniqueKey => TokenError::NoUniqueKey,
+    })?;
+
+    let claims: JWTClaims<Map<String, Value>> = key.verify(token, options(config, now)).map_err(map_library_error)?;
+
+    let expires_at = claims.expires_at.ok_or(TokenError::MissingExpiry)?.as_secs();
+    if let Some(max_lifetime) = config.max_lifetime {
+        let start = claims.issued_at.map_or(now, |issued_at| issued_at.as_secs());
+        if expires_at.saturating_sub(start) > max_lifetime {
+            return Err(TokenError::LifetimeTooLong);
+        }
+    }
+
+    let subject = subject(&claims, &config.entitlement_claim, config.entitlement_key_prefix.len())?;
+    let scopes = scopes(&claims.custom)?;
+    Ok(VerifiedToken { kid: kid.map(str::to_string), subject, scopes })
+}
+
+fn options(config: &Config, now: u64) -> VerificationOptions {
+    VerificationOptions {
+        accept_future: false,
+        allowed_issuers: Some(HashSet::from([config.issuer.clone()])),
+        allowed_audiences: Some(config.audiences.iter().cloned().collect()),
+        time_tolerance: Some(Duration::from_secs(config.clock_skew)),
+        max_token_length: Some(MAX_TOKEN_BYTES),
+        max_header_length: Some(MAX_TOKEN_BYTES),
+        artificial_time: Some(Duration::from_secs(now)),
+        ..VerificationOptions::default()
+    }
+}
+
+fn map_library_error(error: jwt_simple::Error) -> TokenError {
+    let Some(error) = error.downcast_ref::<JWTError>() else {
+        // Base64 and JSON errors from the library's own decoding.
+        return TokenError::Malformed;
+    };
+    match error {
+        JWTError::InvalidSignature | JWTError::InvalidAuthenticationTag => TokenError::InvalidSignature,
+        JWTError::TokenHasExpired => TokenError::Expired,
+        JWTError::TokenNotValidYet => TokenError::NotYetValid,
+        JWTError::ClockDrift => TokenError::IssuedInFuture,
+        JWTError::RequiredIssuerMismatch | JWTError::RequiredIssuerMissing => TokenError::IssuerMismatch,
+        JWTError::RequiredAudienceMismatch | JWTError::RequiredAudienceMissing => TokenError::AudienceMismatch,
+        JWTError::AlgorithmMismatch => TokenError::AlgorithmMismatch,
+        JWTError::UnknownCriticalExtension => TokenError::UnsupportedCritical,
+        JWTError::NotJWT | JWTError::RequiredSignatureTypeMismatch => TokenError::TypeMismatch,
+        JWTError::TokenTooLong | JWTError::HeaderTooLarge => TokenError::TooLong,
+        _ => TokenError::Malformed,
+    }
+}
+
+fn subject(claims: &JWTClaims<Map<String, Value>>, claim: &str, prefix_len: usize) -> Result<String, TokenError> {
+    let value = match claim {
+        "sub" => claims.subject.as_deref(),
+        "jti" => claims.jwt_id.as_deref(),
+        _ => claims.custom.get(claim).and_then(Value::as_str),
+    };
+    let value = value.ok_or(TokenError::InvalidSubject)?;
+    // The value becomes a KV key and the X-Tollgate-Subject header value.
+    let usable = !value.is_empty()
+        && prefix_len + value.len() <= MAX_RECORD_KEY_BYTES
+        && !value.chars().any(char::is_control);
+    if !usable {
+        return Err(TokenError::InvalidSubject);
+    }
+    Ok(value.to_string())
+}
+
+fn scopes(custom: &Map<String, Value>) -> Result<Vec<String>, TokenError> {
+    let mut scopes = Vec::new();
+    match custom.get("scope") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(list)) => scopes.extend(list.split(' ').filter(|s| !s.is_empty()).map(str::to_string)),
+        Some(_) => return Err(TokenError::InvalidScope),
+    }
+    match custom.get("scp") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(list)) => scopes.extend(list.split(' ').filter(|s| !s.is_empty()).map(str::to_string)),
+        Some(Value::Array(items)) => {
+            for item in items {
+                let scope = item.as_str().ok_or(TokenError::InvalidScope)?;
+                scopes.push(scope.to_string());
+            }
+        }
+        Some(_) => return Err(TokenError::InvalidScope),
+    }
+    Ok(scopes)
+}

@@ -19,7 +19,7 @@ use crate::log::{RecordSource, RequestLog};
 use crate::problem::{self, RenderContext};
 use crate::record_cache::RecordCache;
 
-/// The KV namespace binding that holds entitlement records.
+/// The KV namespace binding that contains entitlement records.
 const STORE_BINDING: &str = "ENTITLEMENTS";
 
 thread_local! {

@@ -127,7 +127,7 @@ impl VerificationKey {
     }
 
     /// Verifies the token's signature with this key and its one algorithm, then the
-    /// claims that `options` asks for. Claims are deserialised into `C`.
+    /// claims that `options` enables. Claims are deserialised into `C`.
     pub fn verify<C>(&self, token: &str, options: VerificationOptions) -> Result<JWTClaims<C>, jwt_simple::Error>
     where
         C: Serialize + serde::de::DeserializeOwned,
@@ -158,7 +158,7 @@ pub struct ParsedKeySet {
     pub skipped: Vec<String>,
 }
 
-/// Why a JWK Set was rejected. The text names the key by position and `kid`, never
+/// The reason a JWK Set was rejected. The text names the key by position and `kid`, never
 /// its material.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeySetError(pub String);
@@ -263,7 +263,7 @@ fn load_material(algorithm: Algorithm, jwk: &str) -> Result<Material, jwt_simple
     Ok(material)
 }
 
-/// Why no key could be chosen for a token.
+/// The reason no key could be chosen for a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SelectError {
     /// The token's `kid` names no configured key.

@@ -1,12 +1,12 @@
 //! The one structured log line written per request.
 //!
-//! Fields are chosen so the line explains the decision without ever holding a token,
-//! a key, a secret or an `Authorization` value: the path is logged without its query
-//! (where an `access_token` could sit), and only the token's `kid` header is kept.
+//! The fields explain the decision without ever containing a token, a key, a secret or
+//! an `Authorization` value. The path is logged without its query, where an
+//! `access_token` could be, and of the token only its `kid` header is kept.
 
 use serde::Serialize;
 
-/// Where the entitlement record came from.
+/// The source of the entitlement record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RecordSource {
@@ -57,7 +57,7 @@ impl<'a> RequestLog<'a> {
         }
     }
 
-    /// The line as JSON.
+    /// Serialises the line as JSON.
     pub fn to_json(&self) -> String {
         // A struct of strings, integers and unit enums always serialises.
         serde_json::to_string(self).unwrap_or_default()

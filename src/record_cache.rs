@@ -1,6 +1,6 @@
 //! A small time-bounded cache of entitlement records, kept in isolate memory.
 //!
-//! Entries live for `ENTITLEMENT_CACHE_SECONDS`; the map holds at most
+//! Entries live for `ENTITLEMENT_CACHE_SECONDS`; the map contains at most
 //! [`MAX_ENTRIES`] of them. When it is full, expired entries are dropped first, then
 //! the whole map, which keeps every operation cheap and memory bounded.
 
@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use crate::entitlement::Record;
 
-/// The most records one isolate keeps.
+/// The maximum number of records one isolate keeps.
 pub const MAX_ENTRIES: usize = 10_000;
 
 /// A cached lookup: a record, or the fact that there was none.

@@ -173,7 +173,7 @@ fn verify_no_kid_ambiguous_key_rejected() {
 }
 
 #[test]
-fn verify_hmac_without_configured_kid_needs_tokens_without_kid() {
+fn verify_hmac_kid_unset_requires_no_kid() {
     let mut bindings = bindings();
     bindings.remove("JWT_HMAC_KID");
     let config = config_from(&bindings);

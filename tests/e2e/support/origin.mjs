@@ -1,12 +1,12 @@
 // A recording origin for the end-to-end tests: a Node HTTP server on 127.0.0.1 that
-// stores every request it receives and answers with a JSON echo, or with whatever the
-// current test's responder returns.
+// stores every request it receives. It responds with a JSON echo of the request, or with
+// whatever the current test's responder returns.
 
 import { createHash } from "node:crypto";
 import { createServer } from "node:http";
 
 /**
- * Builds the default answer: 200 with a JSON body that echoes what the origin received.
+ * Builds the default response: 200 with a JSON body that echoes what the origin received.
  * The body carries the marker `"origin": "recording-origin"` so tests can tell that
  * a response came from the origin and not from the gateway.
  */
@@ -52,15 +52,15 @@ export async function startRecordingOrigin() {
     };
     requests.push(record);
 
-    let answer;
+    let response;
     try {
-      answer = await responder(record);
+      response = await responder(record);
     } catch (error) {
-      answer = { status: 599, headers: { "content-type": "text/plain" }, body: `responder failed: ${error}` };
+      response = { status: 599, headers: { "content-type": "text/plain" }, body: `responder failed: ${error}` };
     }
-    const responseBody = Buffer.from(answer.body ?? "");
-    res.writeHead(answer.status ?? 200, {
-      ...answer.headers,
+    const responseBody = Buffer.from(response.body ?? "");
+    res.writeHead(response.status ?? 200, {
+      ...response.headers,
       "content-length": String(responseBody.length),
     });
     res.end(req.method === "HEAD" ? undefined : responseBody);
@@ -84,7 +84,7 @@ export async function startRecordingOrigin() {
       requests.length = 0;
       responder = echoResponse;
     },
-    /** Answers the following requests with `fn(record)` ({status, headers, body}). */
+    /** Responds to the following requests with `fn(record)`, which returns {status, headers, body}. */
     respondWith(fn) {
       responder = fn;
     },

@@ -9,7 +9,7 @@ import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 export const WORKER_MAIN = join(REPO_ROOT, "build/worker/shim.mjs");
 const WRANGLER_BIN = join(REPO_ROOT, "node_modules/.bin/wrangler");
 const PROJECT_CONFIG = join(REPO_ROOT, "wrangler.toml");
@@ -17,6 +17,12 @@ const PROJECT_CONFIG = join(REPO_ROOT, "wrangler.toml");
 const READY_TIMEOUT_MS = 60_000;
 const COMMAND_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 10_000;
+
+/** `wrangler dev` processes still running, killed when the test process exits without stop(). */
+const runningDevServers = new Set();
+process.on("exit", () => {
+  for (const child of runningDevServers) child.kill("SIGKILL");
+});
 
 /** Environment for every wrangler call: no telemetry, no update checks, no `cf` fetch. */
 export function wranglerEnv(logDir) {
@@ -105,16 +111,29 @@ export async function putLocalKv({ persistDir, logDir, key, value }) {
   );
 }
 
-/** Returns a TCP port on 127.0.0.1 that was free a moment ago. */
-export function findFreePort() {
-  return new Promise((resolvePromise, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolvePromise(port));
+/** Ports already handed out by findFreePort in this process. */
+const handedOutPorts = new Set();
+
+/**
+ * Returns a TCP port on 127.0.0.1 that was free a moment ago and that this process has
+ * not handed out before, so that instances started in parallel get different ports.
+ */
+export async function findFreePort() {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = await new Promise((resolvePromise, reject) => {
+      const server = createServer();
+      server.once("error", reject);
+      server.listen(0, "127.0.0.1", () => {
+        const { port: boundPort } = server.address();
+        server.close(() => resolvePromise(boundPort));
+      });
     });
-  });
+    if (!handedOutPorts.has(port)) {
+      handedOutPorts.add(port);
+      return port;
+    }
+  }
+  throw new Error("no free TCP port on 127.0.0.1 after 100 attempts");
 }
 
 /** Quotes a value for a .dev.vars (dotenv) file. */
@@ -179,8 +198,8 @@ export async function startWranglerDev({ name, projectConfig, vars, secrets = {}
       resolveExit({ code, signal });
     });
   });
-  const killOnExit = () => child.kill("SIGKILL");
-  process.on("exit", killOnExit);
+  runningDevServers.add(child);
+  child.on("exit", () => runningDevServers.delete(child));
 
   await new Promise((resolveReady, reject) => {
     const timer = setTimeout(() => {
@@ -203,9 +222,8 @@ export async function startWranglerDev({ name, projectConfig, vars, secrets = {}
       clearTimeout(timer);
       reject(new Error(`wrangler dev (${name}) exited (${code ?? signal}) before it was ready\n${stripAnsi(output)}`));
     });
-  }).catch(async (error) => {
+  }).catch((error) => {
     if (!exited) child.kill("SIGKILL");
-    process.off("exit", killOnExit);
     throw error;
   });
 
@@ -216,7 +234,6 @@ export async function startWranglerDev({ name, projectConfig, vars, secrets = {}
     output: () => stripAnsi(output),
     /** Stops wrangler (SIGTERM, then SIGKILL after a grace period); wrangler stops workerd. */
     async stop() {
-      process.off("exit", killOnExit);
       if (exited) return;
       child.kill("SIGTERM");
       const timer = setTimeout(() => child.kill("SIGKILL"), STOP_TIMEOUT_MS);

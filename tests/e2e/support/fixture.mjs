@@ -6,9 +6,12 @@ import { mkdtemp, mkdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { generateHmacKey, generateSigningKey, nowSeconds, signJwt } from "../../scripts/lib/jwt.mjs";
+import { generateHmacKey, generateSigningKey, nowSeconds, signJwt } from "../../../scripts/lib/jwt.mjs";
 import { startRecordingOrigin } from "./origin.mjs";
 import { bulkPutLocalKv, findFreePort, putLocalKv, readProjectConfig, startWranglerDev } from "./wrangler.mjs";
+
+/** Time limit for a test file's before() hook: the fixture and its worker instances. */
+export const STARTUP_TIMEOUT_MS = 120_000;
 
 export const ISSUER = "https://issuer.example";
 export const AUDIENCE = "https://api.example";

@@ -1,0 +1,53 @@
+// Demo API origin for scripts/demo.sh. It responds to every request with JSON that
+// echoes the method, path, query, the X-Tollgate-* headers it received and the body
+// length, and listens on 127.0.0.1 only.
+//
+// Usage: node scripts/demo-origin.mjs [PORT]   (default 8788)
+
+import { createServer } from "node:http";
+
+const port = Number(process.argv[2] ?? 8788);
+if (!Number.isInteger(port) || port <= 0 || port > 65535) {
+  console.error(`demo origin: invalid port ${JSON.stringify(process.argv[2])}; expected 1-65535`);
+  process.exit(2);
+}
+
+const server = createServer(async (req, res) => {
+  let bodyLength = 0;
+  for await (const chunk of req) bodyLength += chunk.length;
+
+  const url = new URL(req.url, "http://origin.invalid");
+  const tollgateHeaders = Object.fromEntries(
+    Object.entries(req.headers).filter(([name]) => name.startsWith("x-tollgate-")),
+  );
+  const body = JSON.stringify(
+    {
+      origin: "tollgate demo origin",
+      method: req.method,
+      path: url.pathname,
+      query: url.search,
+      tollgate_headers: tollgateHeaders,
+      authorization_received: req.headers.authorization !== undefined,
+      body_length: bodyLength,
+    },
+    null,
+    2,
+  );
+  res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+  res.end(req.method === "HEAD" ? undefined : body);
+});
+
+server.on("error", (error) => {
+  console.error(`demo origin: cannot listen on 127.0.0.1:${port}: ${error.message}`);
+  process.exit(1);
+});
+server.listen(port, "127.0.0.1", () => {
+  console.log(`demo origin: listening on http://127.0.0.1:${port}`);
+});
+
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.on(signal, () => {
+    server.close();
+    server.closeAllConnections();
+  });
+}

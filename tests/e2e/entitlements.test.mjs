@@ -1,6 +1,7 @@
 // Entitlement checks of the whole worker against records in the local KV namespace:
 // 402 for callers whose plan lacks a feature, errors for unreadable records, and
-// records that change while the worker runs (ENTITLEMENT_CACHE_SECONDS is 0 here).
+// records that change while the worker runs: at once with ENTITLEMENT_CACHE_SECONDS=0
+// (the standard instance), after the cache time with ENTITLEMENT_CACHE_SECONDS=30.
 
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, test } from "node:test";
@@ -20,7 +21,11 @@ let worker;
 
 before(async () => {
   fixture = await createFixture({
-    kvEntries: { ...ENTITLEMENT_RECORDS, "user-upgrade": JSON.stringify(FREE_RECORD) },
+    kvEntries: {
+      ...ENTITLEMENT_RECORDS,
+      "user-upgrade": JSON.stringify(FREE_RECORD),
+      "user-cached": JSON.stringify(FREE_RECORD),
+    },
   });
   worker = await fixture.startWorker({ name: "standard" });
 }, { timeout: STARTUP_TIMEOUT_MS });
@@ -117,5 +122,31 @@ describe("record changes", () => {
     const forwarded = assertForwardedOnce(fixture.origin);
     assert.equal(forwarded.headers["x-tollgate-plan"], "pro");
     assert.equal(forwarded.headers["x-tollgate-features"], "reports,basic");
+  });
+});
+
+describe("record cache", () => {
+  const CACHE_SECONDS = 30;
+
+  test("changed record applies after cache time", { timeout: 120_000 }, async () => {
+    const cached = await fixture.startWorker({
+      name: "cached",
+      vars: { ENTITLEMENT_CACHE_SECONDS: String(CACHE_SECONDS) },
+    });
+    const request = () => send(cached, "/v1/reports/summary", { token: fixture.token({ sub: "user-cached" }) });
+
+    const first = await request();
+    const firstReadAt = Date.now();
+    assertProblem(first, 402);
+
+    await fixture.putEntitlement("user-cached", PRO_RECORD);
+    const cachedAnswer = await request();
+    assert.ok(Date.now() - firstReadAt < CACHE_SECONDS * 1000, "the KV write took longer than the cache time");
+    assertProblem(cachedAnswer, 402);
+
+    await new Promise((resolve) => setTimeout(resolve, firstReadAt + (CACHE_SECONDS + 1) * 1000 - Date.now()));
+    const fresh = await request();
+    assert.equal(fresh.status, 200, describeResponse(fresh));
+    assert.equal(assertForwardedOnce(fixture.origin).headers["x-tollgate-plan"], "pro");
   });
 });

@@ -1,14 +1,12 @@
 //! Reads the bearer token from a request (RFC 6750 §2.1, RFC 9110 §11).
 //!
+//! The caller applies the size limit (`AUTHORIZATION_MAX_BYTES`) before this runs.
+//!
 //! Only the `Authorization` header carries credentials. A token in the `access_token`
 //! query parameter (RFC 6750 §2.3) is never accepted; sent together with a header
 //! token it makes the request ambiguous. Repeated `Authorization` fields reach a Worker
 //! joined by `, `, and since a bearer token cannot contain a comma, a comma means more
 //! than one credential.
-
-/// The largest `Authorization` value read, in bytes. Longer values are rejected
-/// before any parsing.
-pub const MAX_AUTHORIZATION_BYTES: usize = 8 * 1024;
 
 /// The credentials found in a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,8 +31,6 @@ pub enum CredentialError {
     MissingToken,
     /// A token with characters outside RFC 6750's `b64token` (401).
     MalformedToken,
-    /// An `Authorization` value over [`MAX_AUTHORIZATION_BYTES`] (401).
-    TooLong,
 }
 
 impl CredentialError {
@@ -45,7 +41,6 @@ impl CredentialError {
             CredentialError::HeaderAndQueryToken => "token in both the Authorization header and the query",
             CredentialError::MissingToken => "missing bearer token",
             CredentialError::MalformedToken => "malformed bearer token",
-            CredentialError::TooLong => "authorization value too long",
         }
     }
 
@@ -74,9 +69,6 @@ pub fn has_query_token(query: &str) -> bool {
 }
 
 fn parse_authorization(value: &str) -> Result<Credential<'_>, CredentialError> {
-    if value.len() > MAX_AUTHORIZATION_BYTES {
-        return Err(CredentialError::TooLong);
-    }
     let value = value.trim_matches([' ', '\t']);
     if value.is_empty() {
         return Ok(Credential::Absent);
@@ -200,11 +192,5 @@ mod tests {
             assert_eq!(extract(Some(&header), Some(&query)), Err(CredentialError::HeaderAndQueryToken), "{query}");
         }
         assert_eq!(extract(Some(&header), Some("access_tokens=x")), Ok(Credential::Bearer(TOKEN)));
-    }
-
-    #[test]
-    fn extract_overlong_value_rejected_before_parsing() {
-        let value = format!("Bearer {}", "a".repeat(MAX_AUTHORIZATION_BYTES));
-        assert_eq!(extract(Some(&value), None), Err(CredentialError::TooLong));
     }
 }

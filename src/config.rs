@@ -18,6 +18,33 @@ pub const MIN_CACHE_SECONDS: u64 = 30;
 /// hash size; 32 bytes is HS256's).
 pub const MIN_HMAC_SECRET_BYTES: usize = 32;
 
+/// The default `AUTHORIZATION_MAX_BYTES`.
+pub const DEFAULT_MAX_AUTHORIZATION_BYTES: usize = 8 * 1024;
+
+/// The accepted range of `AUTHORIZATION_MAX_BYTES`.
+pub const AUTHORIZATION_MAX_BYTES_RANGE: std::ops::RangeInclusive<usize> = 1024..=65_536;
+
+/// A secret value; `Debug` leaves it out so it cannot reach a log by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    #[cfg(test)]
+    pub(crate) fn for_tests(value: &str) -> Self {
+        Secret(value.to_string())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
 /// A binding that is missing or invalid. `reason` never contains a secret's value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -85,6 +112,12 @@ pub struct Config {
     /// `FORWARD_AUTHORIZATION`: pass the client's `Authorization` to the origin.
     /// Default false.
     pub forward_authorization: bool,
+    /// `ORIGIN_AUTHORIZATION`: the `Authorization` value the gateway sends to the
+    /// origin on every forwarded request, replacing the client's. Default: none.
+    pub origin_authorization: Option<Secret>,
+    /// `AUTHORIZATION_MAX_BYTES`: the longest `Authorization` value accepted, in
+    /// bytes; longer ones get 431 before any parsing. Default 8192.
+    pub max_authorization_bytes: usize,
     /// Keys skipped while reading `JWT_PUBLIC_KEYS`, one line each, for the log.
     pub skipped_keys: Vec<String>,
 }
@@ -110,6 +143,8 @@ impl Config {
         let realm = text("AUTH_REALM").map(|value| parse_realm(&value)).transpose()?;
         let upgrade_url = text("UPGRADE_URL").map(|value| parse_upgrade_url(&value)).transpose()?;
         let forward_authorization = parse_bool("FORWARD_AUTHORIZATION", text("FORWARD_AUTHORIZATION"))?;
+        let origin_authorization = parse_origin_authorization(text("ORIGIN_AUTHORIZATION"), forward_authorization)?;
+        let max_authorization_bytes = parse_authorization_limit(text("AUTHORIZATION_MAX_BYTES"))?;
 
         Ok(Config {
             issuer,
@@ -126,6 +161,8 @@ impl Config {
             realm,
             upgrade_url,
             forward_authorization,
+            origin_authorization,
+            max_authorization_bytes,
             skipped_keys,
         })
     }
@@ -187,12 +224,16 @@ fn parse_keys(text: &impl Fn(&str) -> Option<String>) -> Result<(KeyRing, Vec<St
 }
 
 fn parse_seconds(binding: &'static str, value: Option<String>) -> Result<Option<u64>, ConfigError> {
+    parse_count(binding, value, "seconds")
+}
+
+fn parse_count(binding: &'static str, value: Option<String>, unit: &str) -> Result<Option<u64>, ConfigError> {
     let Some(value) = value else { return Ok(None) };
     value
         .trim()
         .parse::<u64>()
         .map(Some)
-        .map_err(|_| ConfigError::new(binding, format!("{value:?} is not a whole number of seconds")))
+        .map_err(|_| ConfigError::new(binding, format!("{value:?} is not a whole number of {unit}")))
 }
 
 fn parse_cache_seconds(value: Option<String>) -> Result<u64, ConfigError> {
@@ -231,6 +272,30 @@ fn parse_origin(value: &str) -> Result<Origin, ConfigError> {
     let base = url.origin().ascii_serialization();
     let base_path = url.path().trim_end_matches('/').to_string();
     Ok(Origin { base, base_path })
+}
+
+fn parse_origin_authorization(value: Option<String>, forward_authorization: bool) -> Result<Option<Secret>, ConfigError> {
+    let Some(value) = value else { return Ok(None) };
+    if forward_authorization {
+        let reason = "set together with FORWARD_AUTHORIZATION=true; the origin can get only one Authorization";
+        return Err(ConfigError::new("ORIGIN_AUTHORIZATION", reason));
+    }
+    if value.bytes().any(|byte| byte.is_ascii_control()) {
+        return Err(ConfigError::new("ORIGIN_AUTHORIZATION", "contains control characters"));
+    }
+    Ok(Some(Secret(value.trim().to_string())))
+}
+
+fn parse_authorization_limit(value: Option<String>) -> Result<usize, ConfigError> {
+    let Some(bytes) = parse_count("AUTHORIZATION_MAX_BYTES", value, "bytes")? else {
+        return Ok(DEFAULT_MAX_AUTHORIZATION_BYTES);
+    };
+    let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+    if !AUTHORIZATION_MAX_BYTES_RANGE.contains(&bytes) {
+        let (low, high) = (AUTHORIZATION_MAX_BYTES_RANGE.start(), AUTHORIZATION_MAX_BYTES_RANGE.end());
+        return Err(ConfigError::new("AUTHORIZATION_MAX_BYTES", format!("{bytes} is outside {low}..={high}")));
+    }
+    Ok(bytes)
 }
 
 fn parse_realm(value: &str) -> Result<String, ConfigError> {
@@ -291,6 +356,8 @@ mod tests {
         assert_eq!(config.origin, None);
         assert_eq!(config.realm, None);
         assert!(!config.forward_authorization);
+        assert_eq!(config.origin_authorization, None);
+        assert_eq!(config.max_authorization_bytes, 8192);
         assert_eq!(config.keys.len(), 1);
     }
 
@@ -341,11 +408,23 @@ mod tests {
             (&[("AUTH_REALM", Some("a\"b"))], "AUTH_REALM"),
             (&[("UPGRADE_URL", Some("billing"))], "UPGRADE_URL"),
             (&[("FORWARD_AUTHORIZATION", Some("yes"))], "FORWARD_AUTHORIZATION"),
+            (&[("FORWARD_AUTHORIZATION", Some("true")), ("ORIGIN_AUTHORIZATION", Some("Bearer x"))], "ORIGIN_AUTHORIZATION"),
+            (&[("AUTHORIZATION_MAX_BYTES", Some("100"))], "AUTHORIZATION_MAX_BYTES"),
+            (&[("AUTHORIZATION_MAX_BYTES", Some("8k"))], "AUTHORIZATION_MAX_BYTES"),
         ];
         for (changes, binding) in cases {
             let error = error_for(changes);
             assert_eq!(error.binding, *binding, "{changes:?}: {error}");
         }
+    }
+
+    #[test]
+    fn from_bindings_origin_credential_redacted_in_debug() {
+        let mut bindings = base();
+        bindings.insert("ORIGIN_AUTHORIZATION", "Bearer origin-secret".into());
+        let config = parse(&bindings).unwrap();
+        assert_eq!(config.origin_authorization.as_ref().map(Secret::expose), Some("Bearer origin-secret"));
+        assert!(!format!("{config:?}").contains("origin-secret"));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! credentials and the token, and [`entitle`] finishes with the record.
 
 use crate::bearer::{self, Credential, CredentialError};
-use crate::config::Config;
+use crate::config::{Config, Secret};
 use crate::entitlement::{Entitlement, Record, RecordError};
 use crate::path::{self, PathError};
 use crate::routes::Access;
@@ -79,10 +79,21 @@ pub struct Forward {
     /// The caller's identity for the `X-Tollgate-*` headers; `None` on public routes
     /// and CORS preflights.
     pub identity: Option<Identity>,
-    /// Whether the client's `Authorization` goes on to the origin.
-    pub keep_authorization: bool,
+    /// What the origin gets as `Authorization`.
+    pub authorization: OriginAuthorization,
     /// The matched rule's pattern, for the log.
     pub route: String,
+}
+
+/// The `Authorization` the origin receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginAuthorization {
+    /// None: the client's is removed.
+    Remove,
+    /// The client's, unchanged (`FORWARD_AUTHORIZATION`).
+    KeepClient,
+    /// The gateway's own credential (`ORIGIN_AUTHORIZATION`), replacing the client's.
+    Set(Secret),
 }
 
 /// Who the caller is and what they may use, as told to the origin.
@@ -109,6 +120,8 @@ pub enum Denial {
     RequireScope { scopes: Vec<String> },
     /// 404: no rule matches.
     NoRoute,
+    /// 431: the `Authorization` value is longer than `AUTHORIZATION_MAX_BYTES`.
+    HeaderTooLarge,
     /// 500: a binding is missing or invalid.
     Misconfigured,
     /// 500: the caller's stored record is not valid.
@@ -128,6 +141,7 @@ impl Denial {
             Denial::RequirePayment { .. } => "feature_not_granted",
             Denial::RequireScope { .. } => "scope_missing",
             Denial::NoRoute => "route_not_found",
+            Denial::HeaderTooLarge => "authorization_too_large",
             Denial::Misconfigured => "configuration_invalid",
             Denial::InvalidRecord => "record_invalid",
             Denial::OriginUnreachable => "origin_unreachable",
@@ -150,7 +164,6 @@ impl Denial {
             }
             CredentialError::MissingToken => Denial::InvalidToken { description, code: "token_missing" },
             CredentialError::MalformedToken => Denial::InvalidToken { description, code: "token_malformed" },
-            CredentialError::TooLong => Denial::InvalidToken { description, code: "token_too_long" },
         }
     }
 
@@ -159,8 +172,16 @@ impl Denial {
     }
 }
 
+/// The detail of a 400 for a path that another reading would route elsewhere.
+const AMBIGUOUS_PATH: &str = "path letter case, parameters or trailing dots could select another route";
+
 /// Checks everything but the entitlement record, at unix time `now` (seconds).
 pub fn admit(config: &Config, request: &RequestFacts<'_>, now: u64) -> Admission {
+    // The size limit comes first, so an oversized value is never parsed.
+    if request.authorization.is_some_and(|value| value.len() > config.max_authorization_bytes) {
+        return Admission::Deny(Denial::HeaderTooLarge);
+    }
+
     let path = match path::normalise(request.path) {
         Ok(path) => path,
         Err(error) => return Admission::Deny(Denial::from_path(error)),
@@ -168,12 +189,19 @@ pub fn admit(config: &Config, request: &RequestFacts<'_>, now: u64) -> Admission
     let Some(rule) = config.routes.find(request.method, &path) else {
         return Admission::Deny(Denial::NoRoute);
     };
+    if config.routes.is_ambiguous(request.method, &path, rule) {
+        return Admission::Deny(Denial::InvalidRequest {
+            description: AMBIGUOUS_PATH,
+            code: "path_ambiguous",
+            credentials: false,
+        });
+    }
     let query = request.query.and_then(strip_query_token);
 
     let (feature, scopes) = match &rule.access {
-        Access::Public => return Admission::Forward(anonymous(path, query, &rule.pattern)),
+        Access::Public => return Admission::Forward(anonymous(config, path, query, &rule.pattern)),
         Access::Authenticated { .. } if request.is_cors_preflight => {
-            return Admission::Forward(anonymous(path, query, &rule.pattern));
+            return Admission::Forward(anonymous(config, path, query, &rule.pattern));
         }
         Access::Authenticated { feature, scopes } => (feature, scopes),
     };
@@ -214,17 +242,27 @@ pub fn entitle(config: &Config, caller: Caller, lookup: RecordLookup, now: u64) 
     }
 
     let identity = Identity { subject: caller.token.subject, plan: entitlement.plan, features: entitlement.features };
+    let authorization = match &config.origin_authorization {
+        Some(secret) => OriginAuthorization::Set(secret.clone()),
+        None if config.forward_authorization => OriginAuthorization::KeepClient,
+        None => OriginAuthorization::Remove,
+    };
     Decision::Forward(Forward {
         path: caller.path,
         query: caller.query,
         identity: Some(identity),
-        keep_authorization: config.forward_authorization,
+        authorization,
         route: caller.route,
     })
 }
 
-fn anonymous(path: String, query: Option<String>, route: &str) -> Forward {
-    Forward { path, query, identity: None, keep_authorization: false, route: route.to_string() }
+/// A forward without identity; the client's unchecked `Authorization` never passes.
+fn anonymous(config: &Config, path: String, query: Option<String>, route: &str) -> Forward {
+    let authorization = match &config.origin_authorization {
+        Some(secret) => OriginAuthorization::Set(secret.clone()),
+        None => OriginAuthorization::Remove,
+    };
+    Forward { path, query, identity: None, authorization, route: route.to_string() }
 }
 
 /// Removes every `access_token` parameter, keeping the others byte for byte.

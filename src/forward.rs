@@ -2,7 +2,7 @@
 //! the origin may see and the response headers the client may see.
 
 use crate::config::Origin;
-use crate::decision::Forward;
+use crate::decision::{Forward, OriginAuthorization};
 
 /// The prefix of every header the gateway sets for the origin. Client-sent headers
 /// with this prefix are always removed.
@@ -38,7 +38,8 @@ pub fn origin_url(origin: Option<&Origin>, request_origin: &str, forward: &Forwa
 
 /// Returns the headers to send to the origin: the client's, less hop-by-hop headers,
 /// those `Connection` names, `Host`, `Authorization` (unless kept) and every
-/// `X-Tollgate-*`; plus the gateway's identity headers.
+/// `X-Tollgate-*`; plus the gateway's identity headers and its own `Authorization`
+/// when one is configured.
 pub fn request_headers(incoming: &[(String, String)], forward: &Forward) -> Vec<(String, String)> {
     let connection_named = connection_tokens(incoming);
     let mut outgoing: Vec<(String, String)> = incoming
@@ -48,13 +49,16 @@ pub fn request_headers(incoming: &[(String, String)], forward: &Forward) -> Vec<
             let dropped = HOP_BY_HOP.contains(&name.as_str())
                 || connection_named.contains(&name)
                 || name == "host"
-                || (name == "authorization" && !forward.keep_authorization)
+                || (name == "authorization" && forward.authorization != OriginAuthorization::KeepClient)
                 || name.starts_with(IDENTITY_PREFIX);
             !dropped
         })
         .cloned()
         .collect();
 
+    if let OriginAuthorization::Set(secret) = &forward.authorization {
+        outgoing.push(("authorization".into(), secret.expose().to_string()));
+    }
     if let Some(identity) = &forward.identity {
         outgoing.push(("x-tollgate-subject".into(), identity.subject.clone()));
         outgoing.push(("x-tollgate-plan".into(), identity.plan.clone()));
@@ -106,6 +110,7 @@ mod tests {
     }
 
     fn forward(identity: bool, keep_authorization: bool) -> Forward {
+        let authorization = if keep_authorization { OriginAuthorization::KeepClient } else { OriginAuthorization::Remove };
         Forward {
             path: "/v1/reports/x".into(),
             query: Some("a=1&b=2".into()),
@@ -114,7 +119,7 @@ mod tests {
                 plan: "pro".into(),
                 features: vec!["reports".into(), "basic".into()],
             }),
-            keep_authorization,
+            authorization,
             route: "/v1/reports/*".into(),
         }
     }
@@ -154,6 +159,17 @@ mod tests {
         assert_eq!(authorization.len(), 1);
         assert_eq!(authorization[0].1, "Bearer abc");
         assert!(!names(&outgoing).contains(&"proxy-authorization".to_string()));
+    }
+
+    #[test]
+    fn request_headers_set_origin_credential_once() {
+        let incoming = headers(&[("Authorization", "Bearer client"), ("authorization", "Bearer second")]);
+        let mut forward = forward(true, false);
+        forward.authorization = OriginAuthorization::Set(crate::config::Secret::for_tests("Bearer origin"));
+        let outgoing = request_headers(&incoming, &forward);
+        let authorization: Vec<_> = outgoing.iter().filter(|(name, _)| name.eq_ignore_ascii_case("authorization")).collect();
+        assert_eq!(authorization.len(), 1);
+        assert_eq!(authorization[0].1, "Bearer origin");
     }
 
     #[test]

@@ -169,17 +169,29 @@ impl fmt::Display for KeySetError {
     }
 }
 
+/// The largest JWK Set accepted, in bytes.
+pub const MAX_KEY_SET_BYTES: usize = 64 * 1024;
+
+/// The most keys a JWK Set may have.
+pub const MAX_KEYS: usize = 100;
+
 /// Parses a JWK Set (RFC 7517 §5) of public signature keys.
 ///
 /// Keys whose `kty` is unknown, or whose `use` is `enc`, are skipped and reported in
 /// [`ParsedKeySet::skipped`]. Any other key that cannot be loaded rejects the whole
 /// set, so a typo never silently drops a key.
 pub fn parse_key_set(json: &str) -> Result<ParsedKeySet, KeySetError> {
+    if json.len() > MAX_KEY_SET_BYTES {
+        return Err(KeySetError(format!("{} bytes, more than the limit of {MAX_KEY_SET_BYTES}", json.len())));
+    }
     let document: Value = serde_json::from_str(json)
         .map_err(|error| KeySetError(format!("not valid JSON ({error})")))?;
     let Some(entries) = document.get("keys").and_then(Value::as_array) else {
         return Err(KeySetError("expected a JSON object with a \"keys\" array".into()));
     };
+    if entries.len() > MAX_KEYS {
+        return Err(KeySetError(format!("{} keys, more than the limit of {MAX_KEYS}", entries.len())));
+    }
 
     let mut parsed = ParsedKeySet { keys: Vec::new(), skipped: Vec::new() };
     for (index, entry) in entries.iter().enumerate() {

@@ -65,11 +65,35 @@ pub fn normalise(raw: &str) -> Result<String, PathError> {
         }
         let start = normalised.len();
         normalise_segment(segment, &mut normalised)?;
-        if matches!(&normalised[start..], "." | "..") {
+        if is_dot_segment_for_some_origin(&normalised[start..]) {
             return Err(PathError::DotSegment);
         }
     }
     Ok(normalised)
+}
+
+/// Tells whether an origin could read `segment` as `.` or `..`: as it is, once a
+/// `;` parameter is dropped (servlet containers do), or once trailing dots are
+/// dropped (Windows file systems do).
+fn is_dot_segment_for_some_origin(segment: &str) -> bool {
+    let base = segment.split(';').next().unwrap_or(segment);
+    !base.is_empty() && base.bytes().all(|byte| byte == b'.')
+}
+
+/// Returns the other ways an origin might read a normalised path, for paths where
+/// one exists: `;` parameters dropped from every segment and trailing dots dropped
+/// from every segment. The route check rejects a path when one of these readings
+/// falls under a different rule.
+pub fn lenient_reading(path: &str) -> Option<String> {
+    if !path.bytes().any(|byte| byte == b';' || byte == b'.') {
+        return None;
+    }
+    let reading: Vec<&str> = path
+        .split('/')
+        .map(|segment| segment.split(';').next().unwrap_or(segment).trim_end_matches('.'))
+        .collect();
+    let reading = reading.join("/");
+    (reading != path).then_some(reading)
 }
 
 fn normalise_segment(segment: &str, out: &mut String) -> Result<(), PathError> {
@@ -164,6 +188,21 @@ mod tests {
         assert_eq!(normalise("/a%00b"), Err(PathError::ControlCharacter));
         assert_eq!(normalise("/a%0Ab"), Err(PathError::ControlCharacter));
         assert_eq!(normalise("/a\tb"), Err(PathError::ControlCharacter));
+    }
+
+    #[test]
+    fn normalise_dot_segments_behind_parameters_rejected() {
+        assert_eq!(normalise("/public/..;/v1/pro"), Err(PathError::DotSegment));
+        assert_eq!(normalise("/public/.;x=1/v1"), Err(PathError::DotSegment));
+        assert_eq!(normalise("/public/.../v1"), Err(PathError::DotSegment));
+    }
+
+    #[test]
+    fn lenient_reading_drops_parameters_and_trailing_dots() {
+        assert_eq!(lenient_reading("/v1/pro;jsessionid=1/x").as_deref(), Some("/v1/pro/x"));
+        assert_eq!(lenient_reading("/v1/pro./x").as_deref(), Some("/v1/pro/x"));
+        assert_eq!(lenient_reading("/v1/report.json"), None);
+        assert_eq!(lenient_reading("/v1/pro/x"), None);
     }
 
     #[test]

@@ -114,6 +114,10 @@ pub fn render(denial: &Denial, context: &RenderContext<'_>) -> Reply {
             (problem, Some(challenge))
         }
         Denial::NoRoute => (Problem::new("not-found", "Not found", 404, "no route matches this method and path"), None),
+        Denial::HeaderTooLarge => (
+            Problem::new("header-too-large", "Request header fields too large", 431, "the Authorization header is longer than this gateway accepts"),
+            None,
+        ),
         Denial::Misconfigured => (
             Problem::new("gateway-misconfigured", "Gateway misconfigured", 500, "the gateway cannot process requests; the operator has been told"),
             None,

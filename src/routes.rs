@@ -28,19 +28,25 @@ pub struct Rule {
 impl Rule {
     /// Tells whether the rule covers `method` on the normalised `path`.
     pub fn matches(&self, method: &str, path: &str) -> bool {
+        self.matches_path(method, path, false)
+    }
+
+    fn matches_path(&self, method: &str, path: &str, ignore_case: bool) -> bool {
         if let Some(methods) = &self.methods {
             if !methods.iter().any(|allowed| allowed == method) {
                 return false;
             }
         }
+        let same = |a: &str, b: &str| if ignore_case { a.eq_ignore_ascii_case(b) } else { a == b };
         if !self.wildcard {
-            return path == self.prefix;
+            return same(path, &self.prefix);
         }
+
         // `/a/*` covers `/a` and everything below it at a segment boundary, not `/ab`.
-        match path.strip_prefix(self.prefix.as_str()) {
-            Some(rest) => rest.is_empty() || rest.starts_with('/'),
-            None => false,
-        }
+        let Some((head, rest)) = path.split_at_checked(self.prefix.len()) else {
+            return false;
+        };
+        same(head, &self.prefix) && (rest.is_empty() || rest.starts_with('/'))
     }
 }
 
@@ -48,12 +54,37 @@ impl Rule {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutePolicy {
     rules: Vec<Rule>,
+    /// Whether a pattern has an upper-case letter; without one, a path without one
+    /// matches the same rule whether or not case is ignored.
+    has_upper_case: bool,
 }
 
 impl RoutePolicy {
     /// Returns the first rule that covers `method` on `path`.
     pub fn find(&self, method: &str, path: &str) -> Option<&Rule> {
         self.rules.iter().find(|rule| rule.matches(method, path))
+    }
+
+    /// Returns the first rule that covers `method` on `path` when letter case is
+    /// ignored, as a case-insensitive origin would read it.
+    pub fn find_ignoring_case(&self, method: &str, path: &str) -> Option<&Rule> {
+        self.rules.iter().find(|rule| rule.matches_path(method, path, true))
+    }
+
+    /// Tells whether an origin could send `path` to another rule than `rule` (the
+    /// rule [`RoutePolicy::find`] chose): a case-insensitive origin, or one that
+    /// drops `;` parameters or trailing dots from segments.
+    pub fn is_ambiguous(&self, method: &str, path: &str, rule: &Rule) -> bool {
+        let chooses_rule = |candidate: Option<&Rule>| candidate.is_some_and(|found| std::ptr::eq(found, rule));
+        if (self.has_upper_case || path.bytes().any(|byte| byte.is_ascii_uppercase()))
+            && !chooses_rule(self.find_ignoring_case(method, path))
+        {
+            return true;
+        }
+        match crate::path::lenient_reading(path) {
+            Some(reading) => !chooses_rule(self.find_ignoring_case(method, &reading)),
+            None => false,
+        }
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -85,12 +116,24 @@ struct RawRule {
     scopes: Option<Vec<String>>,
 }
 
+/// The largest `ROUTES` value accepted, in bytes.
+pub const MAX_POLICY_BYTES: usize = 64 * 1024;
+
+/// The most rules a policy may have: every request may try each of them.
+pub const MAX_RULES: usize = 1_000;
+
 /// Parses the JSON route policy.
 pub fn parse_policy(json: &str) -> Result<RoutePolicy, PolicyError> {
+    if json.len() > MAX_POLICY_BYTES {
+        return Err(PolicyError(format!("{} bytes, more than the limit of {MAX_POLICY_BYTES}", json.len())));
+    }
     let raw: Vec<RawRule> = serde_json::from_str(json)
         .map_err(|error| PolicyError(format!("not a JSON array of rules ({error})")))?;
     if raw.is_empty() {
         return Err(PolicyError("the policy has no rules, so every request would get 404".into()));
+    }
+    if raw.len() > MAX_RULES {
+        return Err(PolicyError(format!("{} rules, more than the limit of {MAX_RULES}", raw.len())));
     }
 
     let mut rules = Vec::with_capacity(raw.len());
@@ -98,7 +141,8 @@ pub fn parse_policy(json: &str) -> Result<RoutePolicy, PolicyError> {
         let rule = build_rule(rule).map_err(|reason| PolicyError(format!("rule {index}: {reason}")))?;
         rules.push(rule);
     }
-    Ok(RoutePolicy { rules })
+    let has_upper_case = rules.iter().any(|rule| rule.prefix.bytes().any(|byte| byte.is_ascii_uppercase()));
+    Ok(RoutePolicy { rules, has_upper_case })
 }
 
 fn build_rule(raw: RawRule) -> Result<Rule, String> {
@@ -219,6 +263,42 @@ mod tests {
     fn find_case_sensitive() {
         let policy = parse_policy(r#"[{"path": "/v1/*", "access": "public"}]"#).unwrap();
         assert!(policy.find("GET", "/V1/x").is_none());
+    }
+
+    #[test]
+    fn is_ambiguous_letter_case_and_lenient_readings() {
+        let policy = parse_policy(r#"[
+            {"path": "/public/*", "access": "public"},
+            {"path": "/v1/pro/*", "feature": "reports"},
+            {"path": "/*", "access": "authenticated"}
+        ]"#)
+        .unwrap();
+        for path in ["/V1/PRO/x", "/v1/Pro/x", "/v1/pro./x", "/v1/pro;x=1/y", "/PUBLIC/x"] {
+            let rule = policy.find("GET", path).unwrap();
+            assert!(policy.is_ambiguous("GET", path, rule), "{path}");
+        }
+        for path in ["/v1/pro/x", "/v1/pro/Report.PDF", "/v1/other/X", "/public/a;b", "/public/file.txt"] {
+            let rule = policy.find("GET", path).unwrap();
+            assert!(!policy.is_ambiguous("GET", path, rule), "{path}");
+        }
+    }
+
+    #[test]
+    fn is_ambiguous_upper_case_pattern_matched_exactly() {
+        let policy = parse_policy(r#"[{"path": "/V1/*", "access": "public"}, {"path": "/*", "access": "authenticated"}]"#).unwrap();
+        let rule = policy.find("GET", "/V1/x").unwrap();
+        assert!(!policy.is_ambiguous("GET", "/V1/x", rule));
+        let rule = policy.find("GET", "/v1/x").unwrap();
+        assert!(policy.is_ambiguous("GET", "/v1/x", rule));
+    }
+
+    #[test]
+    fn parse_oversized_policy_rejected() {
+        let rules: Vec<String> = (0..=MAX_RULES).map(|index| format!(r#"{{"path": "/r{index}", "access": "public"}}"#)).collect();
+        let error = parse_policy(&format!("[{}]", rules.join(","))).unwrap_err();
+        assert!(error.0.contains("rules, more than"), "{error}");
+        let huge = format!(r#"[{{"path": "/{}", "access": "public"}}]"#, "a".repeat(MAX_POLICY_BYTES));
+        assert!(parse_policy(&huge).unwrap_err().0.contains("bytes"));
     }
 
     #[test]

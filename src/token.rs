@@ -16,9 +16,6 @@ use serde_json::{Map, Value};
 use crate::config::{normalise_type, Config};
 use crate::keys::{Algorithm, SelectError};
 
-/// The longest token accepted, in bytes.
-pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
-
 /// The longest KV key (Workers KV's own limit), which bounds the entitlement claim.
 pub const MAX_RECORD_KEY_BYTES: usize = 512;
 
@@ -28,7 +25,7 @@ pub enum TokenError {
     /// Not a compact JWS, or a header or claims set that is not valid JSON of the
     /// expected types.
     Malformed,
-    /// Longer than [`MAX_TOKEN_BYTES`].
+    /// Longer than `AUTHORIZATION_MAX_BYTES`.
     TooLong,
     /// `alg` is not one the gateway verifies (`none` included, in any case).
     UnsupportedAlgorithm,
@@ -128,7 +125,7 @@ pub struct VerifiedToken {
 
 /// Verifies `token` against `config` at unix time `now` (seconds).
 pub fn verify(token: &str, config: &Config, now: u64) -> Result<VerifiedToken, TokenError> {
-    if token.len() > MAX_TOKEN_BYTES {
+    if token.len() > config.max_authorization_bytes {
         return Err(TokenError::TooLong);
     }
 
@@ -172,8 +169,8 @@ fn options(config: &Config, now: u64) -> VerificationOptions {
         allowed_issuers: Some(HashSet::from([config.issuer.clone()])),
         allowed_audiences: Some(config.audiences.iter().cloned().collect()),
         time_tolerance: Some(Duration::from_secs(config.clock_skew)),
-        max_token_length: Some(MAX_TOKEN_BYTES),
-        max_header_length: Some(MAX_TOKEN_BYTES),
+        max_token_length: Some(config.max_authorization_bytes),
+        max_header_length: Some(config.max_authorization_bytes),
         artificial_time: Some(Duration::from_secs(now)),
         ..VerificationOptions::default()
     }

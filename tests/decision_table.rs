@@ -6,7 +6,7 @@ mod support;
 use serde_json::{json, Value};
 use support::*;
 use tollgate::config::Config;
-use tollgate::decision::{admit, entitle, Admission, Decision, Denial, Forward, RecordLookup, RequestFacts};
+use tollgate::decision::{admit, entitle, Admission, Decision, Denial, Forward, OriginAuthorization, RecordLookup, RequestFacts};
 use tollgate::entitlement::{parse_record, RecordError};
 use tollgate::problem::{render, RenderContext, Reply, TYPE_PREFIX};
 
@@ -199,6 +199,70 @@ fn ambiguous_path_bad_request_without_challenge() {
 }
 
 #[test]
+fn ambiguous_letter_case_or_parameters_bad_request() {
+    // A catch-all rule, so each path matches some rule as it is written.
+    let mut bindings = bindings();
+    let routes = ROUTES.trim_end().trim_end_matches(']').to_string() + r#", {"path": "/*", "access": "authenticated"}]"#;
+    bindings.insert("ROUTES", routes);
+    let config = config_from(&bindings);
+    for target in ["/V1/PRO/x", "/v1/Pro/x", "/v1/pro./x", "/v1/pro;x=1/y", "/public/..;/v1/pro/x", "/PUBLIC/x"] {
+        let case = Case::get(target).bearer(&valid());
+        let Decision::Deny(denial) = decide(&config, &case, pro()) else {
+            panic!("{target} was forwarded");
+        };
+        let reply = render(&denial, &context(false));
+        assert_problem(&reply, 400);
+        assert_eq!(reply.header("www-authenticate"), None, "{target}");
+    }
+}
+
+#[test]
+fn unambiguous_dots_and_case_forwarded() {
+    for target in ["/v1/pro/report.json", "/v1/pro/Report", "/public/file.txt"] {
+        let forward = forward(&Case::get(target).bearer(&valid()), pro());
+        assert_eq!(forward.path, target);
+    }
+}
+
+#[test]
+fn oversized_authorization_header_too_large() {
+    let value = format!("Bearer {}", "a".repeat(8192));
+    for target in ["/v1/basic/x", "/public/x"] {
+        let reply = deny(&Case::get(target).authorization(&value), pro());
+        assert_problem(&reply, 431);
+        assert_eq!(reply.header("www-authenticate"), None);
+    }
+}
+
+#[test]
+fn authorization_limit_configurable() {
+    let mut bindings = bindings();
+    bindings.insert("AUTHORIZATION_MAX_BYTES", "16384".into());
+    let config = config_from(&bindings);
+    let mut claims = claims("user-pro");
+    claims["padding"] = json!("p".repeat(9000));
+    let case = Case::get("/v1/basic/x").bearer(&token("ES256", &claims));
+    assert!(matches!(decide(&config, &case, pro()), Decision::Forward(_)));
+    assert!(matches!(decide(&self::config(), &case, pro()), Decision::Deny(Denial::HeaderTooLarge)));
+}
+
+#[test]
+fn origin_credential_replaces_client_authorization() {
+    let mut bindings = bindings();
+    bindings.insert("ORIGIN_AUTHORIZATION", "Bearer origin-credential".into());
+    let config = config_from(&bindings);
+    for case in [Case::get("/v1/basic/x").bearer(&valid()), Case::get("/public/x").bearer(&valid())] {
+        match decide(&config, &case, pro()) {
+            Decision::Forward(forward) => match forward.authorization {
+                OriginAuthorization::Set(secret) => assert_eq!(secret.expose(), "Bearer origin-credential"),
+                other => panic!("{other:?}"),
+            },
+            Decision::Deny(denial) => panic!("{denial:?}"),
+        }
+    }
+}
+
+#[test]
 fn plan_without_feature_payment_required() {
     let reply = deny(&Case::get("/v1/pro/report").bearer(&token_for("user-free")), free());
     assert_problem(&reply, 402);
@@ -237,7 +301,7 @@ fn entitled_caller_forwarded_with_identity() {
     let forward = forward(&Case::get("/v1/pro/report?a=1&b=2").bearer(&valid()), pro());
     assert_eq!(forward.path, "/v1/pro/report");
     assert_eq!(forward.query.as_deref(), Some("a=1&b=2"));
-    assert!(!forward.keep_authorization);
+    assert_eq!(forward.authorization, OriginAuthorization::Remove);
     let identity = forward.identity.expect("identity");
     assert_eq!(identity.subject, "user-pro");
     assert_eq!(identity.plan, "pro");
@@ -298,7 +362,7 @@ fn fault_denials_rendered_as_problems() {
 fn public_route_forwarded_without_token_or_identity() {
     let forward = forward(&Case::get("/public/hello?access_token=x&a=1").bearer(&valid()), pro());
     assert_eq!(forward.identity, None);
-    assert!(!forward.keep_authorization);
+    assert_eq!(forward.authorization, OriginAuthorization::Remove);
     assert_eq!(forward.query.as_deref(), Some("a=1"));
     let no_token = self::forward(&Case::get("/public/hello"), pro());
     assert_eq!(no_token.identity, None);
@@ -333,7 +397,7 @@ fn forward_authorization_keeps_header_when_configured() {
     bindings.insert("FORWARD_AUTHORIZATION", "true".into());
     let config = config_from(&bindings);
     match decide(&config, &Case::get("/v1/basic/x").bearer(&valid()), pro()) {
-        Decision::Forward(forward) => assert!(forward.keep_authorization),
+        Decision::Forward(forward) => assert_eq!(forward.authorization, OriginAuthorization::KeepClient),
         Decision::Deny(denial) => panic!("{denial:?}"),
     }
 }

@@ -3,6 +3,7 @@
 
 mod support;
 
+use jwt_simple::reexports::ct_codecs::Decoder;
 use serde_json::{json, Value};
 use support::*;
 use tollgate::token::{verify, TokenError};
@@ -353,5 +354,22 @@ fn description_never_contains_token_material() {
     let error = check("ES256", &token).unwrap_err();
     for part in token.split('.') {
         assert!(!error.description().contains(part));
+    }
+}
+
+/// HMAC tags are compared by jwt-simple with `ct_codecs::verify`, a constant-time
+/// comparison; the gateway itself never compares signature bytes. Signatures that
+/// share longer and longer correct prefixes must all fail the same way.
+#[test]
+fn verify_mac_prefixes_all_rejected() {
+    let valid = token("HS256", &claims("user-pro"));
+    let (signing_input, signature_b64) = valid.rsplit_once('.').unwrap();
+    let signature = jwt_simple::prelude::Base64UrlSafeNoPadding::decode_to_vec(signature_b64, None).unwrap();
+    assert_eq!(signature.len(), 32);
+    for shared in 0..signature.len() {
+        let mut forged = signature.clone();
+        forged[shared] ^= 0x01;
+        let token = format!("{signing_input}.{}", b64(&forged));
+        assert_eq!(check("HS256", &token), Err(TokenError::InvalidSignature), "prefix of {shared} bytes");
     }
 }

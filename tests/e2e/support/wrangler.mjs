@@ -153,7 +153,20 @@ function dotenvLine(name, value) {
  * Returns `{ name, url, port, output(), stop() }`, where output() is everything
  * wrangler and the worker printed so far (console.log lines included).
  */
-export async function startWranglerDev({ name, projectConfig, vars, secrets = {}, persistDir, instanceDir, logDir }) {
+export async function startWranglerDev(options) {
+  // A port found free can be taken before wrangler binds it, by another instance's
+  // workerd for example, so a start that fails on a port in use is retried on new ports.
+  const attempts = 3;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startWranglerDevOnce(options);
+    } catch (error) {
+      if (attempt >= attempts || !/address already in use|EADDRINUSE/i.test(error.message)) throw error;
+    }
+  }
+}
+
+async function startWranglerDevOnce({ name, projectConfig, vars, secrets = {}, persistDir, instanceDir, logDir }) {
   if (!existsSync(WORKER_MAIN)) {
     throw new Error(`${WORKER_MAIN} does not exist. Build the worker first with scripts/build.sh.`);
   }

@@ -8,6 +8,7 @@ use std::fmt;
 
 use url::Url;
 
+use crate::jwks::{check_url, discovery_url, JwksSettings, KeySetLocation};
 use crate::keys::{parse_key_set, Algorithm, KeyRing, VerificationKey};
 use crate::routes::{parse_policy, RoutePolicy};
 
@@ -82,8 +83,11 @@ pub struct Config {
     /// `JWT_AUDIENCE`: accepted audiences; a token passes if its `aud` contains one.
     /// Required.
     pub audiences: Vec<String>,
-    /// `JWT_PUBLIC_KEYS` and `JWT_HMAC_SECRET`: every key a token may be checked with.
+    /// `JWT_PUBLIC_KEYS` and `JWT_HMAC_SECRET`: the configured keys, tried first.
     pub keys: KeyRing,
+    /// `JWT_JWKS_URL` or `JWT_OIDC_DISCOVERY` and their cache settings: keys fetched
+    /// from the identity provider. Default: none.
+    pub jwks: Option<JwksSettings>,
     /// `JWT_CLOCK_SKEW_SECONDS`: leeway on `exp`, `nbf` and `iat`, in seconds. Default 60.
     pub clock_skew: u64,
     /// `JWT_MAX_LIFETIME_SECONDS`: the longest accepted `exp` − `iat` (or `exp` − now
@@ -130,7 +134,8 @@ impl Config {
 
         let issuer = text("JWT_ISSUER").ok_or_else(|| ConfigError::new("JWT_ISSUER", "missing"))?;
         let audiences = parse_audiences(text("JWT_AUDIENCE"))?;
-        let (keys, skipped_keys) = parse_keys(&text)?;
+        let jwks = parse_jwks(&text, &issuer)?;
+        let (keys, skipped_keys) = parse_keys(&text, jwks.is_some())?;
         let clock_skew = parse_seconds("JWT_CLOCK_SKEW_SECONDS", text("JWT_CLOCK_SKEW_SECONDS"))?.unwrap_or(60);
         let max_lifetime = parse_seconds("JWT_MAX_LIFETIME_SECONDS", text("JWT_MAX_LIFETIME_SECONDS"))?;
         let required_type = text("JWT_REQUIRED_TYPE").map(|value| normalise_type(value.trim()));
@@ -150,6 +155,7 @@ impl Config {
             issuer,
             audiences,
             keys,
+            jwks,
             clock_skew,
             max_lifetime,
             required_type,
@@ -186,7 +192,37 @@ fn parse_audiences(value: Option<String>) -> Result<Vec<String>, ConfigError> {
     Ok(audiences)
 }
 
-fn parse_keys(text: &impl Fn(&str) -> Option<String>) -> Result<(KeyRing, Vec<String>), ConfigError> {
+fn parse_jwks(text: &impl Fn(&str) -> Option<String>, issuer: &str) -> Result<Option<JwksSettings>, ConfigError> {
+    let discovery = parse_bool("JWT_OIDC_DISCOVERY", text("JWT_OIDC_DISCOVERY"))?;
+    let location = match (text("JWT_JWKS_URL"), discovery) {
+        (Some(_), true) => {
+            let reason = "set together with JWT_OIDC_DISCOVERY=true; use one of the two";
+            return Err(ConfigError::new("JWT_JWKS_URL", reason));
+        }
+        (Some(url), false) => {
+            let url = check_url(&url).map_err(|reason| ConfigError::new("JWT_JWKS_URL", reason))?;
+            KeySetLocation::Url(url.to_string())
+        }
+        (None, true) => {
+            let document_url = discovery_url(issuer);
+            check_url(&document_url).map_err(|reason| {
+                ConfigError::new("JWT_OIDC_DISCOVERY", format!("the discovery URL from JWT_ISSUER: {reason}"))
+            })?;
+            KeySetLocation::Discovery { document_url, issuer: issuer.to_string() }
+        }
+        (None, false) => return Ok(None),
+    };
+
+    let cache_seconds = parse_seconds("JWT_JWKS_CACHE_SECONDS", text("JWT_JWKS_CACHE_SECONDS"))?.unwrap_or(600);
+    let cooldown_seconds = parse_seconds("JWT_JWKS_COOLDOWN_SECONDS", text("JWT_JWKS_COOLDOWN_SECONDS"))?.unwrap_or(30);
+    let max_stale_seconds = parse_seconds("JWT_JWKS_MAX_STALE_SECONDS", text("JWT_JWKS_MAX_STALE_SECONDS"))?.unwrap_or(86_400);
+    if cache_seconds == 0 {
+        return Err(ConfigError::new("JWT_JWKS_CACHE_SECONDS", "must be at least 1"));
+    }
+    Ok(Some(JwksSettings { location, cache_seconds, cooldown_seconds, max_stale_seconds }))
+}
+
+fn parse_keys(text: &impl Fn(&str) -> Option<String>, has_remote_keys: bool) -> Result<(KeyRing, Vec<String>), ConfigError> {
     let mut keys = Vec::new();
     let mut skipped = Vec::new();
 
@@ -215,8 +251,8 @@ fn parse_keys(text: &impl Fn(&str) -> Option<String>) -> Result<(KeyRing, Vec<St
         return Err(ConfigError::new("JWT_HMAC_KID", "set, but JWT_HMAC_SECRET is missing"));
     }
 
-    if keys.is_empty() {
-        let reason = "no verification key: set JWT_PUBLIC_KEYS (a JWK Set) or JWT_HMAC_SECRET";
+    if keys.is_empty() && !has_remote_keys {
+        let reason = "no verification key: set JWT_PUBLIC_KEYS (a JWK Set), JWT_HMAC_SECRET, JWT_JWKS_URL or JWT_OIDC_DISCOVERY";
         return Err(ConfigError::new("JWT_PUBLIC_KEYS", reason));
     }
     let ring = KeyRing::new(keys).map_err(|error| ConfigError::new("JWT_PUBLIC_KEYS", error.0))?;
@@ -410,6 +446,12 @@ mod tests {
             (&[("FORWARD_AUTHORIZATION", Some("yes"))], "FORWARD_AUTHORIZATION"),
             (&[("FORWARD_AUTHORIZATION", Some("true")), ("ORIGIN_AUTHORIZATION", Some("Bearer x"))], "ORIGIN_AUTHORIZATION"),
             (&[("AUTHORIZATION_MAX_BYTES", Some("100"))], "AUTHORIZATION_MAX_BYTES"),
+            (&[("JWT_JWKS_URL", Some("http://issuer.example/jwks"))], "JWT_JWKS_URL"),
+            (&[("JWT_JWKS_URL", Some("https://issuer.example/jwks")), ("JWT_OIDC_DISCOVERY", Some("true"))], "JWT_JWKS_URL"),
+            (&[("JWT_OIDC_DISCOVERY", Some("yes"))], "JWT_OIDC_DISCOVERY"),
+            (&[("JWT_ISSUER", Some("http://issuer.example")), ("JWT_OIDC_DISCOVERY", Some("true"))], "JWT_OIDC_DISCOVERY"),
+            (&[("JWT_JWKS_URL", Some("https://issuer.example/jwks")), ("JWT_JWKS_CACHE_SECONDS", Some("0"))], "JWT_JWKS_CACHE_SECONDS"),
+            (&[("JWT_JWKS_URL", Some("https://issuer.example/jwks")), ("JWT_JWKS_COOLDOWN_SECONDS", Some("x"))], "JWT_JWKS_COOLDOWN_SECONDS"),
             (&[("AUTHORIZATION_MAX_BYTES", Some("8k"))], "AUTHORIZATION_MAX_BYTES"),
         ];
         for (changes, binding) in cases {
@@ -432,6 +474,28 @@ mod tests {
         let secret = "too-short-secret-value";
         let error = error_for(&[("JWT_HMAC_SECRET", Some(secret))]);
         assert!(!error.to_string().contains(secret), "{error}");
+    }
+
+    #[test]
+    fn from_bindings_jwks_url_alone_is_enough() {
+        let mut bindings = base();
+        bindings.remove("JWT_HMAC_SECRET");
+        bindings.insert("JWT_JWKS_URL", "http://127.0.0.1:9999/jwks.json".into());
+        let jwks = parse(&bindings).unwrap().jwks.unwrap();
+        assert_eq!(jwks.location, KeySetLocation::Url("http://127.0.0.1:9999/jwks.json".into()));
+        assert_eq!((jwks.cache_seconds, jwks.cooldown_seconds, jwks.max_stale_seconds), (600, 30, 86_400));
+    }
+
+    #[test]
+    fn from_bindings_discovery_uses_issuer() {
+        let mut bindings = base();
+        bindings.insert("JWT_OIDC_DISCOVERY", "true".into());
+        let jwks = parse(&bindings).unwrap().jwks.unwrap();
+        let expected = KeySetLocation::Discovery {
+            document_url: "https://issuer.example/.well-known/openid-configuration".into(),
+            issuer: "https://issuer.example".into(),
+        };
+        assert_eq!(jwks.location, expected);
     }
 
     #[test]

@@ -8,9 +8,10 @@
 use crate::bearer::{self, Credential, CredentialError};
 use crate::config::{Config, Secret};
 use crate::entitlement::{Entitlement, Record, RecordError};
+use crate::jwks::{FetchReason, RemoteKeys};
 use crate::path::{self, PathError};
 use crate::routes::Access;
-use crate::token::{self, TokenError, VerifiedToken};
+use crate::token::{self, TokenError, TokenFailure, VerifiedToken};
 
 /// The facts about a request that the decision needs.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +36,9 @@ pub enum Admission {
     Forward(Forward),
     /// The token is valid: read the record at `caller.record_key`, then [`entitle`].
     LookUp(Caller),
+    /// The token needs the remote key set: fetch it, then call [`admit_with_keys`]
+    /// again with the new view.
+    FetchKeys(FetchReason),
 }
 
 /// A caller whose token passed, waiting for the entitlement record.
@@ -130,6 +134,8 @@ pub enum Denial {
     OriginUnreachable,
     /// 503: the entitlement store could not be read.
     StoreUnavailable,
+    /// 503: the token needs keys from the identity provider and none are usable.
+    KeysUnavailable,
 }
 
 impl Denial {
@@ -146,6 +152,7 @@ impl Denial {
             Denial::InvalidRecord => "record_invalid",
             Denial::OriginUnreachable => "origin_unreachable",
             Denial::StoreUnavailable => "store_unavailable",
+            Denial::KeysUnavailable => "keys_unavailable",
         }
     }
 
@@ -175,8 +182,15 @@ impl Denial {
 /// The detail of a 400 for a path that another reading would route elsewhere.
 const AMBIGUOUS_PATH: &str = "path letter case, parameters or trailing dots could select another route";
 
-/// Checks everything but the entitlement record, at unix time `now` (seconds).
+/// Checks everything but the entitlement record, at unix time `now` (seconds), with
+/// the configured keys only.
 pub fn admit(config: &Config, request: &RequestFacts<'_>, now: u64) -> Admission {
+    admit_with_keys(config, request, RemoteKeys::NotConfigured, now)
+}
+
+/// Checks everything but the entitlement record, with the configured keys and the
+/// current view of the remote key set.
+pub fn admit_with_keys(config: &Config, request: &RequestFacts<'_>, remote: RemoteKeys<'_>, now: u64) -> Admission {
     // The size limit comes first, so an oversized value is never parsed.
     if request.authorization.is_some_and(|value| value.len() > config.max_authorization_bytes) {
         return Admission::Deny(Denial::HeaderTooLarge);
@@ -211,9 +225,11 @@ pub fn admit(config: &Config, request: &RequestFacts<'_>, now: u64) -> Admission
         Ok(Credential::Absent | Credential::OtherScheme) => return Admission::Deny(Denial::Challenge),
         Err(error) => return Admission::Deny(Denial::from_credentials(error)),
     };
-    let token = match token::verify(token, config, now) {
+    let token = match token::verify_with(token, config, remote, now) {
         Ok(token) => token,
-        Err(error) => return Admission::Deny(Denial::from_token(error)),
+        Err(TokenFailure::Invalid(error)) => return Admission::Deny(Denial::from_token(error)),
+        Err(TokenFailure::FetchKeys(reason)) => return Admission::FetchKeys(reason),
+        Err(TokenFailure::KeysUnavailable) => return Admission::Deny(Denial::KeysUnavailable),
     };
 
     let missing: Vec<String> = scopes.iter().filter(|scope| !token.scopes.contains(scope)).cloned().collect();

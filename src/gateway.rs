@@ -3,6 +3,8 @@
 //! Everything that decides lives in the native modules; this file only moves facts
 //! between the runtime and [`crate::decision`], and writes the log line.
 
+mod key_fetch;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -48,6 +50,11 @@ async fn fetch(request: Request, env: Env, _context: Context) -> worker::Result<
             return finish_denial(&Denial::Misconfigured, &context, log);
         }
     };
+    if let Some(detail) = key_fetch::discovery_error() {
+        log.detail = Some(&detail);
+        let context = RenderContext { realm: &host, upgrade_url: None, head };
+        return finish_denial(&Denial::Misconfigured, &context, log);
+    }
     let realm = config.realm.as_deref().unwrap_or(&host);
     let context = RenderContext { realm, upgrade_url: config.upgrade_url.as_deref(), head };
 
@@ -66,8 +73,14 @@ async fn fetch(request: Request, env: Env, _context: Context) -> worker::Result<
     let mut kid = None;
     let mut route = None;
     let mut read_detail = None;
-    let decision = match decision::admit(config, &facts, now) {
+    let (admission, _) = key_fetch::admit(config, &facts, now).await;
+    if let Some(detail) = key_fetch::discovery_error() {
+        log.detail = Some(&detail);
+        return finish_denial(&Denial::Misconfigured, &context, log);
+    }
+    let decision = match admission {
         Admission::Deny(denial) => Decision::Deny(denial),
+        Admission::FetchKeys(_) => Decision::Deny(Denial::KeysUnavailable),
         Admission::Forward(forward) => Decision::Forward(forward),
         Admission::LookUp(caller) => {
             kid = caller.token.kid.clone();

@@ -282,8 +282,10 @@ pub enum SelectError {
     UnknownKid,
     /// The token's `kid` names a key of another algorithm.
     AlgorithmMismatch,
-    /// No `kid`, and no key, or more than one, has the token's algorithm.
-    NoUniqueKey,
+    /// No `kid`, and no key has the token's algorithm.
+    NoKey,
+    /// No `kid`, and more than one key has the token's algorithm.
+    Ambiguous,
 }
 
 /// Every configured verification key.
@@ -329,7 +331,13 @@ impl KeyRing {
         let mut candidates = self.keys.iter().filter(|key| key.algorithm() == algorithm);
         match (candidates.next(), candidates.next()) {
             (Some(key), None) => Ok(key),
-            _ => Err(SelectError::NoUniqueKey),
+            (None, _) => Err(SelectError::NoKey),
+            (Some(_), Some(_)) => Err(SelectError::Ambiguous),
         }
+    }
+
+    /// Tells whether a key has this `kid`.
+    pub fn has_kid(&self, kid: &str) -> bool {
+        self.keys.iter().any(|key| key.kid() == Some(kid))
     }
 }

@@ -16,6 +16,7 @@ pub mod config;
 pub mod decision;
 pub mod entitlement;
 pub mod forward;
+pub mod jwks;
 pub mod keys;
 pub mod log;
 pub mod path;

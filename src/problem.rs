@@ -131,6 +131,10 @@ pub fn render(denial: &Denial, context: &RenderContext<'_>) -> Reply {
             Problem::new("entitlement-store-unavailable", "Service unavailable", 503, "entitlements cannot be checked right now; retry later"),
             None,
         ),
+        Denial::KeysUnavailable => (
+            Problem::new("signing-keys-unavailable", "Service unavailable", 503, "the token's signing keys cannot be fetched right now; retry later"),
+            None,
+        ),
     };
 
     let body = serialise(&problem);
@@ -142,7 +146,7 @@ pub fn render(denial: &Denial, context: &RenderContext<'_>) -> Reply {
     if let Some(challenge) = challenge {
         headers.push(("www-authenticate", challenge));
     }
-    if matches!(denial, Denial::StoreUnavailable) {
+    if matches!(denial, Denial::StoreUnavailable | Denial::KeysUnavailable) {
         headers.push(("retry-after", RETRY_AFTER_SECONDS.to_string()));
     }
 

@@ -14,7 +14,8 @@ use jwt_simple::JWTError;
 use serde_json::{Map, Value};
 
 use crate::config::{normalise_type, Config};
-use crate::keys::{Algorithm, SelectError};
+use crate::jwks::{FetchReason, RemoteKeys};
+use crate::keys::{Algorithm, KeyRing, SelectError, VerificationKey};
 
 /// The longest KV key (Workers KV's own limit), which bounds the entitlement claim.
 pub const MAX_RECORD_KEY_BYTES: usize = 512;
@@ -123,30 +124,54 @@ pub struct VerifiedToken {
     pub scopes: Vec<String>,
 }
 
-/// Verifies `token` against `config` at unix time `now` (seconds).
+/// A token check that did not end with a verified token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenFailure {
+    /// The token is invalid (401).
+    Invalid(TokenError),
+    /// The token needs the remote key set, which must be fetched first.
+    FetchKeys(FetchReason),
+    /// The token needs the remote key set, and none is usable (503): the token may
+    /// well be valid.
+    KeysUnavailable,
+}
+
+impl From<TokenError> for TokenFailure {
+    fn from(error: TokenError) -> Self {
+        TokenFailure::Invalid(error)
+    }
+}
+
+/// Verifies `token` with the configured keys only, at unix time `now` (seconds).
 pub fn verify(token: &str, config: &Config, now: u64) -> Result<VerifiedToken, TokenError> {
+    match verify_with(token, config, RemoteKeys::NotConfigured, now) {
+        Ok(token) => Ok(token),
+        Err(TokenFailure::Invalid(error)) => Err(error),
+        // Without remote keys these cannot occur; an unknown key is what they mean.
+        Err(TokenFailure::FetchKeys(_) | TokenFailure::KeysUnavailable) => Err(TokenError::UnknownKid),
+    }
+}
+
+/// Verifies `token` with the configured keys, then the remote key set, at `now`.
+pub fn verify_with(token: &str, config: &Config, remote: RemoteKeys<'_>, now: u64) -> Result<VerifiedToken, TokenFailure> {
     if token.len() > config.max_authorization_bytes {
-        return Err(TokenError::TooLong);
+        return Err(TokenError::TooLong.into());
     }
 
     let metadata = Token::decode_metadata(token).map_err(|_| TokenError::Malformed)?;
     let algorithm = Algorithm::from_name(metadata.algorithm()).ok_or(TokenError::UnsupportedAlgorithm)?;
     if metadata.critical().is_some_and(|critical| !critical.is_empty()) {
-        return Err(TokenError::UnsupportedCritical);
+        return Err(TokenError::UnsupportedCritical.into());
     }
     if let Some(required) = &config.required_type {
         let actual = metadata.signature_type().map(normalise_type);
         if actual.as_deref() != Some(required.as_str()) {
-            return Err(TokenError::TypeMismatch);
+            return Err(TokenError::TypeMismatch.into());
         }
     }
 
     let kid = metadata.key_id();
-    let key = config.keys.select(algorithm, kid).map_err(|error| match error {
-        SelectError::UnknownKid => TokenError::UnknownKid,
-        SelectError::AlgorithmMismatch => TokenError::AlgorithmMismatch,
-        SelectError::NoUniqueKey => TokenError::NoUniqueKey,
-    })?;
+    let key = choose_key(&config.keys, remote, algorithm, kid)?;
 
     let claims: JWTClaims<Map<String, Value>> = key.verify(token, options(config, now)).map_err(map_library_error)?;
 
@@ -154,13 +179,47 @@ pub fn verify(token: &str, config: &Config, now: u64) -> Result<VerifiedToken, T
     if let Some(max_lifetime) = config.max_lifetime {
         let start = claims.issued_at.map_or(now, |issued_at| issued_at.as_secs());
         if expires_at.saturating_sub(start) > max_lifetime {
-            return Err(TokenError::LifetimeTooLong);
+            return Err(TokenError::LifetimeTooLong.into());
         }
     }
 
     let subject = subject(&claims, &config.entitlement_claim, config.entitlement_key_prefix.len())?;
     let scopes = scopes(&claims.custom)?;
     Ok(VerifiedToken { kid: kid.map(str::to_string), subject, scopes })
+}
+
+/// Chooses the token's key: configured keys first, then the remote set, asking for a
+/// fetch when the remote set is missing, stale or lacks the `kid`.
+fn choose_key<'a>(
+    configured: &'a KeyRing,
+    remote: RemoteKeys<'a>,
+    algorithm: Algorithm,
+    kid: Option<&str>,
+) -> Result<&'a VerificationKey, TokenFailure> {
+    let not_configured = match configured.select(algorithm, kid) {
+        Ok(key) => return Ok(key),
+        Err(SelectError::AlgorithmMismatch) => return Err(TokenError::AlgorithmMismatch.into()),
+        Err(SelectError::Ambiguous) => return Err(TokenError::NoUniqueKey.into()),
+        Err(SelectError::UnknownKid) => TokenError::UnknownKid,
+        Err(SelectError::NoKey) => TokenError::NoUniqueKey,
+    };
+
+    let (ring, can_refetch_unknown) = match remote {
+        RemoteKeys::NotConfigured => return Err(not_configured.into()),
+        RemoteKeys::Missing { can_fetch: true } => return Err(TokenFailure::FetchKeys(FetchReason::Initial)),
+        RemoteKeys::Missing { can_fetch: false } => return Err(TokenFailure::KeysUnavailable),
+        RemoteKeys::Ready { refresh: true, .. } => return Err(TokenFailure::FetchKeys(FetchReason::Refresh)),
+        RemoteKeys::Ready { ring, can_refetch_unknown, .. } => (ring, can_refetch_unknown),
+    };
+    match ring.select(algorithm, kid) {
+        Ok(key) => Ok(key),
+        Err(SelectError::UnknownKid | SelectError::NoKey) if can_refetch_unknown => {
+            Err(TokenFailure::FetchKeys(FetchReason::UnknownKid))
+        }
+        Err(SelectError::UnknownKid) => Err(TokenError::UnknownKid.into()),
+        Err(SelectError::NoKey | SelectError::Ambiguous) => Err(TokenError::NoUniqueKey.into()),
+        Err(SelectError::AlgorithmMismatch) => Err(TokenError::AlgorithmMismatch.into()),
+    }
 }
 
 fn options(config: &Config, now: u64) -> VerificationOptions {

@@ -72,6 +72,7 @@ fn decide(config: &Config, case: &Case<'_>, lookup: RecordLookup) -> Decision {
         Admission::Deny(denial) => Decision::Deny(denial),
         Admission::Forward(forward) => Decision::Forward(forward),
         Admission::LookUp(caller) => entitle(config, caller, lookup, NOW),
+        Admission::FetchKeys(reason) => panic!("configured keys only, yet a fetch was asked for: {reason:?}"),
     }
 }
 

@@ -50,6 +50,7 @@ async fn fetch(request: Request, env: Env, _context: Context) -> worker::Result<
             return finish_denial(&Denial::Misconfigured, &context, log);
         }
     };
+    key_fetch::discover(config, now).await;
     if let Some(detail) = key_fetch::discovery_error() {
         log.detail = Some(&detail);
         let context = RenderContext { realm: &host, upgrade_url: None, head };

@@ -30,6 +30,27 @@ pub fn discovery_error() -> Option<String> {
     KEY_SETS.with(|state| state.borrow().discovery_error.as_ref().map(ToString::to_string))
 }
 
+/// Reads the discovery document on the first request of the isolate (and again after
+/// a failed try, once the cool-down has passed), so that an issuer mismatch fails
+/// every request closed, not only those with a token.
+pub async fn discover(config: &Config, now: u64) {
+    let Some(settings) = &config.jwks else { return };
+    if !matches!(settings.location, KeySetLocation::Discovery { .. }) {
+        return;
+    }
+    let due = KEY_SETS.with(|state| {
+        let state = state.borrow();
+        let cooled = state.last_failure.is_none_or(|at| now >= at.saturating_add(settings.cooldown_seconds));
+        state.jwks_url.is_none() && state.discovery_error.is_none() && cooled
+    });
+    if due {
+        if let Err((url, detail)) = key_set_url(settings).await {
+            KEY_SETS.with(|state| state.borrow_mut().fail(now));
+            log_fetch(&url, FetchReason::Initial, "failed", &detail);
+        }
+    }
+}
+
 /// Runs [`decision::admit_with_keys`], fetching the remote key set when the token
 /// needs it, at most once per request. Returns the admission and the fetch reason.
 pub async fn admit(config: &Config, facts: &RequestFacts<'_>, now: u64) -> (Admission, Option<FetchReason>) {
@@ -72,9 +93,9 @@ async fn refresh(config: &Config, settings: &JwksSettings, reason: FetchReason, 
 async fn fetch_key_set(configured: KeyRing, settings: JwksSettings, reason: FetchReason, now: u64) {
     let url = match key_set_url(&settings).await {
         Ok(url) => url,
-        Err(detail) => {
+        Err((url, detail)) => {
             KEY_SETS.with(|state| state.borrow_mut().fail(now));
-            log_fetch("discovery", reason, "failed", &detail);
+            log_fetch(&url, reason, "failed", &detail);
             return;
         }
     };
@@ -115,8 +136,9 @@ async fn fetch_key_set(configured: KeyRing, settings: JwksSettings, reason: Fetc
     }
 }
 
-/// The key set URL: configured, or read once from the discovery document.
-async fn key_set_url(settings: &JwksSettings) -> Result<String, String> {
+/// The key set URL: configured, or read once from the discovery document. An error
+/// names the URL that failed and why.
+async fn key_set_url(settings: &JwksSettings) -> Result<String, (String, String)> {
     let (document_url, issuer) = match &settings.location {
         KeySetLocation::Url(url) => return Ok(url.clone()),
         KeySetLocation::Discovery { document_url, issuer } => (document_url, issuer),
@@ -125,18 +147,18 @@ async fn key_set_url(settings: &JwksSettings) -> Result<String, String> {
         return Ok(url);
     }
 
-    let (body, _) = fetch_document(document_url).await.map_err(|detail| format!("{document_url}: {detail}"))?;
+    let (body, _) = fetch_document(document_url).await.map_err(|detail| (document_url.clone(), detail))?;
     match parse_discovery(&body, issuer) {
         Ok(url) => {
             KEY_SETS.with(|state| state.borrow_mut().jwks_url = Some(url.clone()));
             Ok(url)
         }
         Err(error @ crate::jwks::DiscoveryError::IssuerMismatch { .. }) => {
-            let detail = format!("{document_url}: {error}");
+            let detail = error.to_string();
             KEY_SETS.with(|state| state.borrow_mut().discovery_error = Some(error));
-            Err(detail)
+            Err((document_url.clone(), detail))
         }
-        Err(error) => Err(format!("{document_url}: {error}")),
+        Err(error) => Err((document_url.clone(), error.to_string())),
     }
 }
 

@@ -12,6 +12,7 @@ use crate::jwks::{FetchReason, RemoteKeys};
 use crate::path::{self, PathError};
 use crate::routes::Access;
 use crate::token::{self, TokenError, TokenFailure, VerifiedToken};
+use crate::token_cache::TokenCache;
 
 /// The facts about a request that the decision needs.
 #[derive(Debug, Clone, Copy)]
@@ -191,6 +192,18 @@ pub fn admit(config: &Config, request: &RequestFacts<'_>, now: u64) -> Admission
 /// Checks everything but the entitlement record, with the configured keys and the
 /// current view of the remote key set.
 pub fn admit_with_keys(config: &Config, request: &RequestFacts<'_>, remote: RemoteKeys<'_>, now: u64) -> Admission {
+    admit_cached(config, request, remote, None, now)
+}
+
+/// Like [`admit_with_keys`], with a cache of verified tokens: a token seen before
+/// skips its signature check, while `exp` and `nbf` are checked again.
+pub fn admit_cached(
+    config: &Config,
+    request: &RequestFacts<'_>,
+    remote: RemoteKeys<'_>,
+    cache: Option<&mut TokenCache>,
+    now: u64,
+) -> Admission {
     // The size limit comes first, so an oversized value is never parsed.
     if request.authorization.is_some_and(|value| value.len() > config.max_authorization_bytes) {
         return Admission::Deny(Denial::HeaderTooLarge);
@@ -225,7 +238,7 @@ pub fn admit_with_keys(config: &Config, request: &RequestFacts<'_>, remote: Remo
         Ok(Credential::Absent | Credential::OtherScheme) => return Admission::Deny(Denial::Challenge),
         Err(error) => return Admission::Deny(Denial::from_credentials(error)),
     };
-    let token = match token::verify_with(token, config, remote, now) {
+    let token = match verify_cached(token, config, remote, cache, now) {
         Ok(token) => token,
         Err(TokenFailure::Invalid(error)) => return Admission::Deny(Denial::from_token(error)),
         Err(TokenFailure::FetchKeys(reason)) => return Admission::FetchKeys(reason),
@@ -270,6 +283,35 @@ pub fn entitle(config: &Config, caller: Caller, lookup: RecordLookup, now: u64) 
         authorization,
         route: caller.route,
     })
+}
+
+fn verify_cached(
+    token: &str,
+    config: &Config,
+    remote: RemoteKeys<'_>,
+    cache: Option<&mut TokenCache>,
+    now: u64,
+) -> Result<VerifiedToken, TokenFailure> {
+    let Some(cache) = cache else {
+        return token::verify_with(token, config, remote, now);
+    };
+    if let Some(result) = cache.get(token, now, config.clock_skew) {
+        // A token checked with a provider key is served from the cache only while
+        // that key is in a fresh key set, so refreshes and rotations still apply.
+        let trusted = match &result {
+            Ok(verified) if verified.remote_key => match (remote, verified.kid.as_deref()) {
+                (RemoteKeys::Ready { ring, refresh: false, .. }, Some(kid)) => ring.has_kid(kid),
+                _ => false,
+            },
+            _ => true,
+        };
+        if trusted {
+            return result.map_err(TokenFailure::Invalid);
+        }
+    }
+    let verified = token::verify_with(token, config, remote, now)?;
+    cache.insert(token, verified.clone(), now);
+    Ok(verified)
 }
 
 /// A forward without identity; the client's unchecked `Authorization` never passes.

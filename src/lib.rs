@@ -24,6 +24,7 @@ pub mod problem;
 pub mod record_cache;
 pub mod routes;
 pub mod token;
+pub mod token_cache;
 
 #[cfg(target_arch = "wasm32")]
 mod gateway;

@@ -122,6 +122,12 @@ pub struct VerifiedToken {
     pub subject: String,
     /// The scopes from `scope` (space-separated) and `scp` (array or space-separated).
     pub scopes: Vec<String>,
+    /// `exp`, Unix seconds.
+    pub expires_at: u64,
+    /// `nbf`, Unix seconds, if present.
+    pub not_before: Option<u64>,
+    /// Whether the key came from the remote key set rather than configuration.
+    pub remote_key: bool,
 }
 
 /// A token check that did not end with a verified token.
@@ -171,7 +177,7 @@ pub fn verify_with(token: &str, config: &Config, remote: RemoteKeys<'_>, now: u6
     }
 
     let kid = metadata.key_id();
-    let key = choose_key(&config.keys, remote, algorithm, kid)?;
+    let (key, remote_key) = choose_key(&config.keys, remote, algorithm, kid)?;
 
     let claims: JWTClaims<Map<String, Value>> = key.verify(token, options(config, now)).map_err(map_library_error)?;
 
@@ -185,19 +191,21 @@ pub fn verify_with(token: &str, config: &Config, remote: RemoteKeys<'_>, now: u6
 
     let subject = subject(&claims, &config.entitlement_claim, config.entitlement_key_prefix.len())?;
     let scopes = scopes(&claims.custom)?;
-    Ok(VerifiedToken { kid: kid.map(str::to_string), subject, scopes })
+    let not_before = claims.invalid_before.map(|not_before| not_before.as_secs());
+    Ok(VerifiedToken { kid: kid.map(str::to_string), subject, scopes, expires_at, not_before, remote_key })
 }
 
 /// Chooses the token's key: configured keys first, then the remote set, asking for a
-/// fetch when the remote set is missing, stale or lacks the `kid`.
+/// fetch when the remote set is missing, stale or lacks the `kid`. The flag tells
+/// whether the key came from the remote set.
 fn choose_key<'a>(
     configured: &'a KeyRing,
     remote: RemoteKeys<'a>,
     algorithm: Algorithm,
     kid: Option<&str>,
-) -> Result<&'a VerificationKey, TokenFailure> {
+) -> Result<(&'a VerificationKey, bool), TokenFailure> {
     let not_configured = match configured.select(algorithm, kid) {
-        Ok(key) => return Ok(key),
+        Ok(key) => return Ok((key, false)),
         Err(SelectError::AlgorithmMismatch) => return Err(TokenError::AlgorithmMismatch.into()),
         Err(SelectError::Ambiguous) => return Err(TokenError::NoUniqueKey.into()),
         Err(SelectError::UnknownKid) => TokenError::UnknownKid,
@@ -212,7 +220,7 @@ fn choose_key<'a>(
         RemoteKeys::Ready { ring, can_refetch_unknown, .. } => (ring, can_refetch_unknown),
     };
     match ring.select(algorithm, kid) {
-        Ok(key) => Ok(key),
+        Ok(key) => Ok((key, true)),
         Err(SelectError::UnknownKid | SelectError::NoKey) if can_refetch_unknown => {
             Err(TokenFailure::FetchKeys(FetchReason::UnknownKid))
         }

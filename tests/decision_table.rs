@@ -446,3 +446,34 @@ fn record_error_kept_for_operator() {
     let lookup = RecordLookup::Invalid(RecordError("not valid JSON at line 1 column 1".into()));
     assert_problem(&deny(&Case::get("/v1/basic/x").bearer(&valid()), lookup), 500);
 }
+
+#[test]
+fn token_cache_hit_rechecks_expiry() {
+    use tollgate::decision::admit_cached;
+    use tollgate::jwks::RemoteKeys;
+    use tollgate::token_cache::TokenCache;
+
+    let config = config();
+    let authorization = format!("Bearer {}", valid());
+    let facts = RequestFacts {
+        method: "GET",
+        path: "/v1/basic/x",
+        query: None,
+        authorization: Some(&authorization),
+        is_cors_preflight: false,
+    };
+    let mut cache = TokenCache::default();
+
+    let first = admit_cached(&config, &facts, RemoteKeys::NotConfigured, Some(&mut cache), NOW);
+    assert!(matches!(first, Admission::LookUp(_)), "{first:?}");
+    assert_eq!(cache.len(), 1);
+
+    let again = admit_cached(&config, &facts, RemoteKeys::NotConfigured, Some(&mut cache), NOW + 1);
+    assert_eq!(again, first);
+
+    let expired = admit_cached(&config, &facts, RemoteKeys::NotConfigured, Some(&mut cache), NOW + 600 + 61);
+    match expired {
+        Admission::Deny(Denial::InvalidToken { code, .. }) => assert_eq!(code, "token_expired"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -122,3 +122,36 @@ fn fetched_junk_rejected() {
         assert!(parse_fetched(body, &config.keys).is_err(), "{body}");
     }
 }
+
+#[test]
+fn cached_remote_token_follows_key_set_state() {
+    use tollgate::decision::admit_cached;
+    use tollgate::token_cache::TokenCache;
+
+    let config = remote_config();
+    let authorization = format!("Bearer {}", provider_token("idp-1"));
+    let facts = RequestFacts {
+        method: "GET",
+        path: "/v1/basic/x",
+        query: None,
+        authorization: Some(&authorization),
+        is_cors_preflight: false,
+    };
+    let ring = provider_ring("idp-1");
+    let mut cache = TokenCache::default();
+
+    let fresh = RemoteKeys::Ready { ring: &ring, refresh: false, can_refetch_unknown: true };
+    assert!(matches!(admit_cached(&config, &facts, fresh, Some(&mut cache), NOW), Admission::LookUp(_)));
+    assert_eq!(cache.len(), 1);
+
+    let stale = RemoteKeys::Ready { ring: &ring, refresh: true, can_refetch_unknown: true };
+    let admission = admit_cached(&config, &facts, stale, Some(&mut cache), NOW);
+    assert_eq!(admission, Admission::FetchKeys(FetchReason::Refresh));
+
+    let rotated = provider_ring("idp-2");
+    let without_kid = RemoteKeys::Ready { ring: &rotated, refresh: false, can_refetch_unknown: false };
+    match admit_cached(&config, &facts, without_kid, Some(&mut cache), NOW) {
+        Admission::Deny(Denial::InvalidToken { code, .. }) => assert_eq!(code, "token_kid_unknown"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -13,14 +13,16 @@ use crate::config::Config;
 use crate::decision::{self, Admission, Denial, RequestFacts};
 use crate::jwks::{
     fresh_seconds, parse_discovery, parse_fetched, FetchReason, FetchedKeys, JwksSettings, KeySetLocation,
-    KeySetState, FETCH_TIMEOUT_MS, MAX_DOCUMENT_BYTES,
+    KeySetState, RemoteKeys, FETCH_TIMEOUT_MS, MAX_DOCUMENT_BYTES,
 };
 use crate::keys::KeyRing;
+use crate::token_cache::TokenCache;
 
 /// The header of the Cache API copy that records when the set was fetched (Unix seconds).
 const FETCHED_AT_HEADER: &str = "x-tollgate-fetched-at";
 
 thread_local! {
+    static TOKENS: RefCell<TokenCache> = RefCell::new(TokenCache::default());
     static KEY_SETS: RefCell<KeySetState> = RefCell::new(KeySetState::default());
     static PENDING_FETCH: RefCell<Option<Shared<LocalBoxFuture<'static, ()>>>> = const { RefCell::new(None) };
 }
@@ -55,14 +57,18 @@ pub async fn discover(config: &Config, now: u64) {
 /// needs it, at most once per request. Returns the admission and the fetch reason.
 pub async fn admit(config: &Config, facts: &RequestFacts<'_>, now: u64) -> (Admission, Option<FetchReason>) {
     let Some(settings) = &config.jwks else {
-        return (decision::admit(config, facts, now), None);
+        let admission = TOKENS.with(|tokens| {
+            decision::admit_cached(config, facts, RemoteKeys::NotConfigured, Some(&mut tokens.borrow_mut()), now)
+        });
+        return (admission, None);
     };
 
     let mut fetched = None;
     loop {
         let admission = KEY_SETS.with(|state| {
             let state = state.borrow();
-            decision::admit_with_keys(config, facts, state.view(settings, now, fetched.is_some()), now)
+            let view = state.view(settings, now, fetched.is_some());
+            TOKENS.with(|tokens| decision::admit_cached(config, facts, view, Some(&mut tokens.borrow_mut()), now))
         });
         match admission {
             Admission::FetchKeys(reason) if fetched.is_none() => {

@@ -49,6 +49,11 @@ pub fn parse_record(text: &str) -> Result<Record, RecordError> {
     if let Some(feature) = record.features.iter().find(|feature| feature.is_empty() || feature.contains(',')) {
         return Err(RecordError(format!("feature name {feature:?} is empty or contains a comma")));
     }
+    // Plan and features are sent to the origin as header values.
+    let texts = std::iter::once(&record.plan).chain(&record.features);
+    if texts.into_iter().any(|text| text.chars().any(char::is_control)) {
+        return Err(RecordError("plan or a feature name contains a control character".into()));
+    }
     Ok(record)
 }
 
@@ -182,6 +187,8 @@ mod tests {
             r#"{"plan": "pro", "status": "active", "expires_at": "soon"}"#,
             r#"{"plan": "pro", "status": "active", "expires_at": -1}"#,
             r#"{"plan": "pro", "status": "active", "features": ["a,b"]}"#,
+            r#"{"plan": "pro\r\nX-Injected: 1", "status": "active"}"#,
+            r#"{"plan": "pro", "status": "active", "features": ["a\nb"]}"#,
         ];
         for text in cases {
             assert!(parse_record(text).is_err(), "accepted {text}");

@@ -53,4 +53,23 @@ export BENCH_COMMAND="scripts/bench.sh${*:+ $*}"
 scripts/setup.sh >&2
 scripts/build.sh >&2
 
-exec node bench/run.mjs "$@"
+node bench/run.mjs "$@"
+
+# The native benches of the decision core and the verifiers (criterion), appended to
+# the same page. Criterion prints "NAME time: [low median high]", sometimes with the
+# name on a line of its own.
+echo "bench: native benches (cargo bench --bench decision)" >&2
+native="$(cargo bench --bench decision -- --warm-up-time 1 --measurement-time 3 2>/dev/null |
+  awk '/^(core|verify)\// { name = $1 } /time:/ { gsub(/\[/, ""); for (i = 1; i <= NF; i++) if ($i == "time:") print "| `" name "` | " $(i + 3) " " $(i + 4) " |" }')"
+{
+  echo
+  echo "## Native decision core and verifiers"
+  echo
+  echo "\`cargo bench --bench decision\` (criterion, release build, this machine): the median time"
+  echo "per call. \`core/*\` is one request's work besides the signature (path, route, bearer,"
+  echo "a verified-token cache hit, record, rendering); \`verify/*\` is a full jwt-simple token check."
+  echo
+  echo "| bench | median |"
+  echo "|---|---|"
+  echo "$native"
+} | tee -a BENCHMARKS.md

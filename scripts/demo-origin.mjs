@@ -46,6 +46,8 @@ const server = createServer(async (req, res) => {
   const tollgateHeaders = Object.fromEntries(
     Object.entries(req.headers).filter(([name]) => name.startsWith("x-tollgate-")),
   );
+  // One line per request that reached the origin, so a denial can be seen to forward nothing.
+  console.log(`demo origin: received ${req.method} ${url.pathname}${url.search} (${bodyLength} body bytes)`);
   const body = JSON.stringify(
     {
       origin: "tollgate demo origin",

@@ -3,7 +3,9 @@
 //!
 //! Deciding takes two steps because the record lookup is asynchronous and only needed
 //! for callers whose token is valid: [`admit`] checks the path, the route, the
-//! credentials and the token, and [`entitle`] finishes with the record.
+//! credentials and the token, and [`entitle`] finishes with the record. The Workers
+//! adapter calls [`admit_or_defer`] in place of [`admit`]. It stops before an RSA, ECDSA
+//! or Ed25519 signature, which the adapter checks with WebCrypto before it calls [`resume`].
 
 use crate::bearer::{self, Credential, CredentialError};
 use crate::config::{Config, Secret};
@@ -257,10 +259,10 @@ fn admit_step(
     now: u64,
     signatures: Signatures,
 ) -> AdmissionStep {
-    AdmissionStep::Admit(match admit_inner(config, request, remote, cache, now, signatures) {
-        Ok(admission) => admission,
-        Err(pending) => return AdmissionStep::VerifySignature(*pending),
-    })
+    match admit_inner(config, request, remote, cache, now, signatures) {
+        Ok(admission) => AdmissionStep::Admit(admission),
+        Err(pending) => AdmissionStep::VerifySignature(*pending),
+    }
 }
 
 /// Runs the checks of [`admit_cached`]; `Err` carries a deferred signature check.

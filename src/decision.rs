@@ -3,7 +3,9 @@
 //!
 //! Deciding takes two steps because the record lookup is asynchronous and only needed
 //! for callers whose token is valid: [`admit`] checks the path, the route, the
-//! credentials and the token, and [`entitle`] finishes with the record.
+//! credentials and the token, and [`entitle`] finishes with the record. The Workers
+//! adapter calls [`admit_or_defer`] in place of [`admit`]. It stops before an RSA, ECDSA
+//! or Ed25519 signature, which the adapter checks with WebCrypto before it calls [`resume`].
 
 use crate::bearer::{self, Credential, CredentialError};
 use crate::config::{Config, Secret};
@@ -11,8 +13,8 @@ use crate::entitlement::{Entitlement, Record, RecordError};
 use crate::jwks::{FetchReason, RemoteKeys};
 use crate::path::{self, PathError};
 use crate::routes::Access;
-use crate::token::{self, TokenError, TokenFailure, VerifiedToken};
-use crate::token_cache::TokenCache;
+use crate::token::{self, SignatureCheck, TokenError, TokenFailure, VerifiedToken};
+use crate::token_cache::{self, TokenCache};
 
 /// The facts about a request that the decision needs.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +42,32 @@ pub enum Admission {
     /// The token needs the remote key set: fetch it, then call [`admit_with_keys`]
     /// again with the new view.
     FetchKeys(FetchReason),
+}
+
+/// The outcome of [`admit_or_defer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdmissionStep {
+    /// The admission is complete.
+    Admit(Admission),
+    /// Everything before the token's asymmetric signature passed: verify it (the
+    /// Workers build uses WebCrypto), then call [`resume`] with the verdict.
+    VerifySignature(PendingToken),
+}
+
+/// A request whose token waits for its signature check, with what [`resume`] needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingToken {
+    pub check: SignatureCheck,
+    /// The token's [`token_cache::token_key`], to cache the verified token.
+    pub cache_key: [u8; 32],
+    /// The matched rule's pattern, for the log.
+    pub route: String,
+    /// The feature the route needs, if any.
+    pub feature: Option<String>,
+    /// The scopes the route needs.
+    pub scopes: Vec<String>,
+    pub path: String,
+    pub query: Option<String>,
 }
 
 /// A caller whose token passed, waiting for the entitlement record.
@@ -204,54 +232,138 @@ pub fn admit_cached(
     cache: Option<&mut TokenCache>,
     now: u64,
 ) -> Admission {
+    match admit_step(config, request, remote, cache, now, Signatures::Verify) {
+        AdmissionStep::Admit(admission) => admission,
+        // `Signatures::Verify` never defers; fail closed if it did.
+        AdmissionStep::VerifySignature(_) => Admission::Deny(Denial::from_token(TokenError::InvalidSignature)),
+    }
+}
+
+/// Like [`admit_cached`], but stops before an RSA, ECDSA or Ed25519 signature so that
+/// the caller can check it asynchronously; HMAC tokens and cache hits complete here.
+pub fn admit_or_defer(
+    config: &Config,
+    request: &RequestFacts<'_>,
+    remote: RemoteKeys<'_>,
+    cache: Option<&mut TokenCache>,
+    now: u64,
+) -> AdmissionStep {
+    admit_step(config, request, remote, cache, now, Signatures::DeferAsymmetric)
+}
+
+fn admit_step(
+    config: &Config,
+    request: &RequestFacts<'_>,
+    remote: RemoteKeys<'_>,
+    cache: Option<&mut TokenCache>,
+    now: u64,
+    signatures: Signatures,
+) -> AdmissionStep {
+    match admit_inner(config, request, remote, cache, now, signatures) {
+        Ok(admission) => AdmissionStep::Admit(admission),
+        Err(pending) => AdmissionStep::VerifySignature(*pending),
+    }
+}
+
+/// Runs the checks of [`admit_cached`]; `Err` carries a deferred signature check.
+fn admit_inner(
+    config: &Config,
+    request: &RequestFacts<'_>,
+    remote: RemoteKeys<'_>,
+    cache: Option<&mut TokenCache>,
+    now: u64,
+    signatures: Signatures,
+) -> Result<Admission, Box<PendingToken>> {
     // The size limit comes first, so an oversized value is never parsed.
     if request.authorization.is_some_and(|value| value.len() > config.max_authorization_bytes) {
-        return Admission::Deny(Denial::HeaderTooLarge);
+        return Ok(Admission::Deny(Denial::HeaderTooLarge));
     }
 
     let path = match path::normalise(request.path) {
         Ok(path) => path,
-        Err(error) => return Admission::Deny(Denial::from_path(error)),
+        Err(error) => return Ok(Admission::Deny(Denial::from_path(error))),
     };
     let Some(rule) = config.routes.find(request.method, &path) else {
-        return Admission::Deny(Denial::NoRoute);
+        return Ok(Admission::Deny(Denial::NoRoute));
     };
     if config.routes.is_ambiguous(request.method, &path, rule) {
-        return Admission::Deny(Denial::InvalidRequest {
+        return Ok(Admission::Deny(Denial::InvalidRequest {
             description: AMBIGUOUS_PATH,
             code: "path_ambiguous",
             credentials: false,
-        });
+        }));
     }
     let query = request.query.and_then(strip_query_token);
 
     let (feature, scopes) = match &rule.access {
-        Access::Public => return Admission::Forward(anonymous(config, path, query, &rule.pattern)),
+        Access::Public => return Ok(Admission::Forward(anonymous(config, path, query, &rule.pattern))),
         Access::Authenticated { .. } if request.is_cors_preflight => {
-            return Admission::Forward(anonymous(config, path, query, &rule.pattern));
+            return Ok(Admission::Forward(anonymous(config, path, query, &rule.pattern)));
         }
         Access::Authenticated { feature, scopes } => (feature, scopes),
     };
 
     let token = match bearer::extract(request.authorization, request.query) {
         Ok(Credential::Bearer(token)) => token,
-        Ok(Credential::Absent | Credential::OtherScheme) => return Admission::Deny(Denial::Challenge),
-        Err(error) => return Admission::Deny(Denial::from_credentials(error)),
+        Ok(Credential::Absent | Credential::OtherScheme) => return Ok(Admission::Deny(Denial::Challenge)),
+        Err(error) => return Ok(Admission::Deny(Denial::from_credentials(error))),
     };
-    let token = match verify_cached(token, config, remote, cache, now) {
-        Ok(token) => token,
-        Err(TokenFailure::Invalid(error)) => return Admission::Deny(Denial::from_token(error)),
-        Err(TokenFailure::FetchKeys(reason)) => return Admission::FetchKeys(reason),
-        Err(TokenFailure::KeysUnavailable) => return Admission::Deny(Denial::KeysUnavailable),
+    let verified = match verify_cached(token, config, remote, cache, now, signatures) {
+        Ok(verified) => verified,
+        Err(TokenFailure::Invalid(error)) => return Ok(Admission::Deny(Denial::from_token(error))),
+        Err(TokenFailure::FetchKeys(reason)) => return Ok(Admission::FetchKeys(reason)),
+        Err(TokenFailure::KeysUnavailable) => return Ok(Admission::Deny(Denial::KeysUnavailable)),
+        Err(TokenFailure::VerifySignature(check)) => {
+            return Err(Box::new(PendingToken {
+                check: *check,
+                cache_key: token_cache::token_key(token),
+                route: rule.pattern.clone(),
+                feature: feature.clone(),
+                scopes: scopes.clone(),
+                path,
+                query,
+            }));
+        }
     };
+    Ok(admit_token(config, verified, rule.pattern.clone(), feature.clone(), scopes, path, query))
+}
 
-    let missing: Vec<String> = scopes.iter().filter(|scope| !token.scopes.contains(scope)).cloned().collect();
-    if !missing.is_empty() {
-        return Admission::Deny(Denial::RequireScope { scopes: scopes.clone() });
+/// Continues [`admit_cached`] once WebCrypto has checked the pending token's
+/// signature: `signature_valid` is its verdict. Caches the token when it passes.
+pub fn resume(
+    config: &Config,
+    pending: PendingToken,
+    signature_valid: bool,
+    cache: Option<&mut TokenCache>,
+    now: u64,
+) -> Admission {
+    let verified = match token::finish(&pending.check, signature_valid, config, now) {
+        Ok(verified) => verified,
+        Err(error) => return Admission::Deny(Denial::from_token(error)),
+    };
+    if let Some(cache) = cache {
+        cache.insert_key(pending.cache_key, verified.clone(), now);
+    }
+    admit_token(config, verified, pending.route, pending.feature, &pending.scopes, pending.path, pending.query)
+}
+
+/// The steps after a verified token: the route's scopes, then the record key.
+fn admit_token(
+    config: &Config,
+    token: VerifiedToken,
+    route: String,
+    feature: Option<String>,
+    scopes: &[String],
+    path: String,
+    query: Option<String>,
+) -> Admission {
+    let missing = scopes.iter().any(|scope| !token.scopes.contains(scope));
+    if missing {
+        return Admission::Deny(Denial::RequireScope { scopes: scopes.to_vec() });
     }
 
     let record_key = format!("{}{}", config.entitlement_key_prefix, token.subject);
-    Admission::LookUp(Caller { token, record_key, route: rule.pattern.clone(), feature: feature.clone(), path, query })
+    Admission::LookUp(Caller { token, record_key, route, feature, path, query })
 }
 
 /// Finishes the decision for `caller` with the record lookup's result at `now`.
@@ -285,15 +397,29 @@ pub fn entitle(config: &Config, caller: Caller, lookup: RecordLookup, now: u64) 
     })
 }
 
+/// How [`admit_step`] checks a token's signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signatures {
+    /// With jwt-simple, for every algorithm.
+    Verify,
+    /// With jwt-simple for HMAC; RSA, ECDSA and Ed25519 are left to the caller.
+    DeferAsymmetric,
+}
+
 fn verify_cached(
     token: &str,
     config: &Config,
     remote: RemoteKeys<'_>,
     cache: Option<&mut TokenCache>,
     now: u64,
+    signatures: Signatures,
 ) -> Result<VerifiedToken, TokenFailure> {
+    let verify = |remote| match signatures {
+        Signatures::Verify => token::verify_with(token, config, remote, now),
+        Signatures::DeferAsymmetric => token::verify_or_defer(token, config, remote, now),
+    };
     let Some(cache) = cache else {
-        return token::verify_with(token, config, remote, now);
+        return verify(remote);
     };
     if let Some(result) = cache.get(token, now, config.clock_skew) {
         // A token checked with a provider key is served from the cache only while
@@ -309,7 +435,7 @@ fn verify_cached(
             return result.map_err(TokenFailure::Invalid);
         }
     }
-    let verified = token::verify_with(token, config, remote, now)?;
+    let verified = verify(remote)?;
     cache.insert(token, verified.clone(), now);
     Ok(verified)
 }

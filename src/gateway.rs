@@ -4,6 +4,7 @@
 //! between the runtime and [`crate::decision`], and writes the log line.
 
 mod key_fetch;
+mod webcrypto;
 
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -6,6 +6,7 @@
 //! configured for.
 
 use std::fmt;
+use std::sync::Arc;
 
 use jwt_simple::prelude::*;
 use serde_json::Value;
@@ -66,26 +67,42 @@ impl Algorithm {
         }
     }
 
-    fn is_hmac(self) -> bool {
+    pub fn is_hmac(self) -> bool {
         matches!(self, Algorithm::Hs256 | Algorithm::Hs384 | Algorithm::Hs512)
     }
 }
 
 /// Key material, one variant per algorithm, so a key cannot be used with another.
+///
+/// The Workers build verifies asymmetric signatures with the runtime's WebCrypto, so
+/// it keeps only the public JWK of those keys ([`VerificationKey::public_jwk`]) and
+/// does not link jwt-simple's RSA, ECDSA and Ed25519 verification.
 #[derive(Clone)]
 enum Material {
     Hs256(HS256Key),
     Hs384(HS384Key),
     Hs512(HS512Key),
+    #[cfg(not(target_arch = "wasm32"))]
     Rs256(RS256PublicKey),
+    #[cfg(not(target_arch = "wasm32"))]
     Rs384(RS384PublicKey),
+    #[cfg(not(target_arch = "wasm32"))]
     Rs512(RS512PublicKey),
+    #[cfg(not(target_arch = "wasm32"))]
     Ps256(PS256PublicKey),
+    #[cfg(not(target_arch = "wasm32"))]
     Ps384(PS384PublicKey),
+    #[cfg(not(target_arch = "wasm32"))]
     Ps512(PS512PublicKey),
+    #[cfg(not(target_arch = "wasm32"))]
     Es256(ES256PublicKey),
+    #[cfg(not(target_arch = "wasm32"))]
     Es384(ES384PublicKey),
+    #[cfg(not(target_arch = "wasm32"))]
     EdDsa(Ed25519PublicKey),
+    /// An asymmetric key checked through WebCrypto with its public JWK.
+    #[cfg(target_arch = "wasm32")]
+    WebCrypto,
 }
 
 /// One verification key with its identifier and its one algorithm.
@@ -94,6 +111,9 @@ pub struct VerificationKey {
     kid: Option<String>,
     algorithm: Algorithm,
     material: Material,
+    /// The public members of an asymmetric key as a JWK (`kty` with `n`, `e` or `crv`,
+    /// `x`, `y`), for WebCrypto's `importKey`; `None` for HMAC keys.
+    public_jwk: Option<Arc<str>>,
 }
 
 // Leaves the key material out, so a key never reaches a log through `{:?}`.
@@ -115,7 +135,7 @@ impl VerificationKey {
             Algorithm::Hs512 => Material::Hs512(HS512Key::from_bytes(secret)),
             _ => return None,
         };
-        Some(VerificationKey { kid, algorithm, material })
+        Some(VerificationKey { kid, algorithm, material, public_jwk: None })
     }
 
     pub fn kid(&self) -> Option<&str> {
@@ -126,8 +146,16 @@ impl VerificationKey {
         self.algorithm
     }
 
+    /// The public JWK of an asymmetric key, reduced to the members WebCrypto needs.
+    pub fn public_jwk(&self) -> Option<&Arc<str>> {
+        self.public_jwk.as_ref()
+    }
+
     /// Verifies the token's signature with this key and its one algorithm, then the
     /// claims that `options` enables. Claims are deserialised into `C`.
+    ///
+    /// The Workers build verifies only HMAC keys here and returns
+    /// `JWTError::InvalidPublicKey` for the others, whose signatures WebCrypto checks.
     pub fn verify<C>(&self, token: &str, options: VerificationOptions) -> Result<JWTClaims<C>, jwt_simple::Error>
     where
         C: Serialize + serde::de::DeserializeOwned,
@@ -137,15 +165,26 @@ impl VerificationKey {
             Material::Hs256(key) => key.verify_token(token, options),
             Material::Hs384(key) => key.verify_token(token, options),
             Material::Hs512(key) => key.verify_token(token, options),
+            #[cfg(not(target_arch = "wasm32"))]
             Material::Rs256(key) => key.verify_token(token, options),
+            #[cfg(not(target_arch = "wasm32"))]
             Material::Rs384(key) => key.verify_token(token, options),
+            #[cfg(not(target_arch = "wasm32"))]
             Material::Rs512(key) => key.verify_token(token, options),
+            #[cfg(not(target_arch = "wasm32"))]
             Material::Ps256(key) => key.verify_token(token, options),
+            #[cfg(not(target_arch = "wasm32"))]
             Material::Ps384(key) => key.verify_token(token, options),
+            #[cfg(not(target_arch = "wasm32"))]
             Material::Ps512(key) => key.verify_token(token, options),
+            #[cfg(not(target_arch = "wasm32"))]
             Material::Es256(key) => key.verify_token(token, options),
+            #[cfg(not(target_arch = "wasm32"))]
             Material::Es384(key) => key.verify_token(token, options),
+            #[cfg(not(target_arch = "wasm32"))]
             Material::EdDsa(key) => key.verify_token(token, options),
+            #[cfg(target_arch = "wasm32")]
+            Material::WebCrypto => Err(jwt_simple::JWTError::InvalidPublicKey.into()),
         }
     }
 }
@@ -243,7 +282,24 @@ fn parse_key(entry: &Value) -> Result<Option<VerificationKey>, String> {
     let jwk = entry.to_string();
     let material = load_material(algorithm, &jwk)
         .map_err(|_| format!("not a valid {kty} public key for {}", algorithm.name()))?;
-    Ok(Some(VerificationKey { kid, algorithm, material }))
+    let public_jwk = Some(public_members(kty, members).into());
+    Ok(Some(VerificationKey { kid, algorithm, material, public_jwk }))
+}
+
+/// The JWK with only the members that define the public key. WebCrypto rejects a JWK
+/// whose `alg`, `use` or `key_ops` disagree with the import, and `load_material` has
+/// already checked those members.
+fn public_members(kty: &str, members: &serde_json::Map<String, Value>) -> String {
+    let names: &[&str] = match kty {
+        "RSA" => &["kty", "n", "e"],
+        "EC" => &["kty", "crv", "x", "y"],
+        _ => &["kty", "crv", "x"],
+    };
+    let kept: serde_json::Map<String, Value> = names
+        .iter()
+        .filter_map(|name| members.get(*name).map(|value| (name.to_string(), value.clone())))
+        .collect();
+    Value::Object(kept).to_string()
 }
 
 /// The algorithm for a key without `alg`, from its type and curve.
@@ -257,6 +313,7 @@ fn default_algorithm(kty: &str, crv: Option<&str>) -> Result<Algorithm, String> 
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn load_material(algorithm: Algorithm, jwk: &str) -> Result<Material, jwt_simple::Error> {
     let material = match algorithm {
         Algorithm::Rs256 => Material::Rs256(RS256PublicKey::from_jwk(jwk)?),
@@ -273,6 +330,27 @@ fn load_material(algorithm: Algorithm, jwk: &str) -> Result<Material, jwt_simple
         }
     };
     Ok(material)
+}
+
+/// Checks the JWK with jwt-simple's strict parser (members, encodings, curve points,
+/// RSA modulus size), then drops the parsed key: WebCrypto imports it from the JWK.
+#[cfg(target_arch = "wasm32")]
+fn load_material(algorithm: Algorithm, jwk: &str) -> Result<Material, jwt_simple::Error> {
+    match algorithm {
+        Algorithm::Rs256 => RS256PublicKey::from_jwk(jwk).map(drop)?,
+        Algorithm::Rs384 => RS384PublicKey::from_jwk(jwk).map(drop)?,
+        Algorithm::Rs512 => RS512PublicKey::from_jwk(jwk).map(drop)?,
+        Algorithm::Ps256 => PS256PublicKey::from_jwk(jwk).map(drop)?,
+        Algorithm::Ps384 => PS384PublicKey::from_jwk(jwk).map(drop)?,
+        Algorithm::Ps512 => PS512PublicKey::from_jwk(jwk).map(drop)?,
+        Algorithm::Es256 => ES256PublicKey::from_jwk(jwk).map(drop)?,
+        Algorithm::Es384 => ES384PublicKey::from_jwk(jwk).map(drop)?,
+        Algorithm::EdDsa => Ed25519PublicKey::from_jwk(jwk).map(drop)?,
+        Algorithm::Hs256 | Algorithm::Hs384 | Algorithm::Hs512 => {
+            return Err(jwt_simple::JWTError::InvalidPublicKey.into());
+        }
+    }
+    Ok(Material::WebCrypto)
 }
 
 /// The reason no key could be chosen for a token.

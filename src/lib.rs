@@ -9,7 +9,8 @@
 //!
 //! Those modules never touch `worker` types, so the whole contract is tested natively
 //! with `cargo test`. Only [`gateway`] (built for `wasm32` alone) talks to the Workers
-//! runtime: the fetch entry point, the KV store and the origin forwarder.
+//! runtime: the fetch entry point, the KV store, WebCrypto signature checks and the origin
+//! forwarder.
 
 pub mod bearer;
 pub mod config;

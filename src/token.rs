@@ -6,10 +6,18 @@
 //! checked only when asked), so every one of them is set here, and the checks it does
 //! not make (a required `exp`, a maximum lifetime, the `typ` rule, the entitlement
 //! claim) follow it.
+//!
+//! The Workers build checks RSA, ECDSA and Ed25519 signatures with the runtime's
+//! WebCrypto, which is asynchronous. For those keys [`verify_or_defer`] stops before the
+//! signature with [`TokenFailure::VerifySignature`], the adapter verifies, and
+//! [`finish`] checks the claims exactly as jwt-simple does with the same options.
 
 use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
 
-use jwt_simple::prelude::{Duration, JWTClaims, Token, VerificationOptions};
+use jwt_simple::prelude::{Base64UrlSafeNoPadding, Duration, JWTClaims, Token, VerificationOptions};
+use jwt_simple::reexports::ct_codecs::Decoder;
 use jwt_simple::JWTError;
 use serde_json::{Map, Value};
 
@@ -131,7 +139,7 @@ pub struct VerifiedToken {
 }
 
 /// A token check that did not end with a verified token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenFailure {
     /// The token is invalid (401).
     Invalid(TokenError),
@@ -140,6 +148,38 @@ pub enum TokenFailure {
     /// The token needs the remote key set, and none is usable (503): the token may
     /// well be valid.
     KeysUnavailable,
+    /// Everything before the signature passed: verify it, then call [`finish`]. Only
+    /// [`verify_or_defer`] returns this, for RSA, ECDSA and Ed25519 keys.
+    VerifySignature(Box<SignatureCheck>),
+}
+
+/// A token that passed every check before its signature, with what the signature
+/// check and [`finish`] need.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SignatureCheck {
+    /// The algorithm of the chosen key, which is also the header `alg`.
+    pub algorithm: Algorithm,
+    /// The chosen key's public JWK; `None` for an HMAC key.
+    pub public_jwk: Option<Arc<str>>,
+    /// The header `kid`.
+    pub kid: Option<String>,
+    /// Whether the key came from the remote key set rather than configuration.
+    pub remote_key: bool,
+    /// The signed bytes: the encoded header, `.`, the encoded claims.
+    pub signing_input: String,
+    /// The decoded signature; ECDSA signatures are the raw `r || s` WebCrypto expects.
+    pub signature: Vec<u8>,
+}
+
+// Leaves out the signing input and the signature, so a token never reaches a log.
+impl fmt::Debug for SignatureCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignatureCheck")
+            .field("algorithm", &self.algorithm)
+            .field("kid", &self.kid)
+            .field("remote_key", &self.remote_key)
+            .finish_non_exhaustive()
+    }
 }
 
 impl From<TokenError> for TokenFailure {
@@ -155,11 +195,45 @@ pub fn verify(token: &str, config: &Config, now: u64) -> Result<VerifiedToken, T
         Err(TokenFailure::Invalid(error)) => Err(error),
         // Without remote keys these cannot occur; an unknown key is what they mean.
         Err(TokenFailure::FetchKeys(_) | TokenFailure::KeysUnavailable) => Err(TokenError::UnknownKid),
+        // `verify_with` never defers a signature; fail closed if it did.
+        Err(TokenFailure::VerifySignature(_)) => Err(TokenError::InvalidSignature),
     }
 }
 
-/// Verifies `token` with the configured keys, then the remote key set, at `now`.
+/// Verifies `token` with the configured keys, then the remote key set, at `now`,
+/// with jwt-simple for every algorithm.
+///
+/// The Workers build does not link jwt-simple's RSA, ECDSA and Ed25519 checks, so there
+/// it rejects those tokens as malformed: it calls [`verify_or_defer`] instead.
 pub fn verify_with(token: &str, config: &Config, remote: RemoteKeys<'_>, now: u64) -> Result<VerifiedToken, TokenFailure> {
+    let (check, key) = check_before_signature(token, config, remote)?;
+    let claims: JWTClaims<Map<String, Value>> = key.verify(token, options(config, now)).map_err(map_library_error)?;
+    Ok(accept_claims(&claims, config, check.kid, check.remote_key, now)?)
+}
+
+/// Like [`verify_with`], but returns [`TokenFailure::VerifySignature`] for an RSA,
+/// ECDSA or Ed25519 key instead of checking the signature: check it, then call
+/// [`finish`]. HMAC tokens are verified with jwt-simple.
+pub fn verify_or_defer(token: &str, config: &Config, remote: RemoteKeys<'_>, now: u64) -> Result<VerifiedToken, TokenFailure> {
+    let (check, key) = check_before_signature(token, config, remote)?;
+    if !check.algorithm.is_hmac() {
+        return Err(TokenFailure::VerifySignature(Box::new(check)));
+    }
+
+    let claims: JWTClaims<Map<String, Value>> = key.verify(token, options(config, now)).map_err(map_library_error)?;
+    Ok(accept_claims(&claims, config, check.kid, check.remote_key, now)?)
+}
+
+/// Runs every check that comes before the signature, in jwt-simple's order: size,
+/// header, `alg`, `crit`, `typ`, the key, the compact form, `salt` and the signature's
+/// encoding. Returns the pending signature check and the chosen key.
+///
+/// HMAC tokens go on to jwt-simple, which also rejects a `salt` their keys do not have.
+pub fn check_before_signature<'a>(
+    token: &str,
+    config: &'a Config,
+    remote: RemoteKeys<'a>,
+) -> Result<(SignatureCheck, &'a VerificationKey), TokenFailure> {
     if token.len() > config.max_authorization_bytes {
         return Err(TokenError::TooLong.into());
     }
@@ -179,20 +253,112 @@ pub fn verify_with(token: &str, config: &Config, remote: RemoteKeys<'_>, now: u6
     let kid = metadata.key_id();
     let (key, remote_key) = choose_key(&config.keys, remote, algorithm, kid)?;
 
-    let claims: JWTClaims<Map<String, Value>> = key.verify(token, options(config, now)).map_err(map_library_error)?;
+    // The checks jwt-simple makes before the signature, with the errors it maps to.
+    let mut parts = token.split('.');
+    let (Some(header), Some(claims), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed.into());
+    };
+    if let Some(typ) = metadata.signature_type() {
+        let typ = typ.to_uppercase();
+        if typ != "JWT" && !typ.ends_with("+JWT") {
+            return Err(TokenError::TypeMismatch.into());
+        }
+    }
+    if let Some(salt) = header_salt(header)? {
+        Base64UrlSafeNoPadding::decode_to_vec(salt, None).map_err(|_| TokenError::Malformed)?;
+    }
+    let signature = Base64UrlSafeNoPadding::decode_to_vec(signature, None).map_err(|_| TokenError::Malformed)?;
+    // jwt-simple's Ed25519 check fails with a decoding error, not an invalid
+    // signature, when the signature is not 64 bytes.
+    if algorithm == Algorithm::EdDsa && signature.len() != 64 {
+        return Err(TokenError::Malformed.into());
+    }
 
+    let check = SignatureCheck {
+        algorithm,
+        public_jwk: key.public_jwk().cloned(),
+        kid: kid.map(str::to_string),
+        remote_key,
+        signing_input: token[..header.len() + 1 + claims.len()].to_string(),
+        signature,
+    };
+    Ok((check, key))
+}
+
+/// The header's `salt` member, which jwt-simple decodes before the signature and
+/// `TokenMetadata::salt` reports only when it decodes.
+fn header_salt(encoded: &str) -> Result<Option<String>, TokenError> {
+    #[derive(serde::Deserialize)]
+    struct SaltMember {
+        salt: Option<String>,
+    }
+    let json = Base64UrlSafeNoPadding::decode_to_vec(encoded, None).map_err(|_| TokenError::Malformed)?;
+    let member: SaltMember = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
+    Ok(member.salt)
+}
+
+/// Finishes a token whose signature was checked outside jwt-simple: `signature_valid`
+/// is the verdict, and the claims are checked at `now` exactly as [`verify_with`]
+/// checks them through jwt-simple.
+pub fn finish(check: &SignatureCheck, signature_valid: bool, config: &Config, now: u64) -> Result<VerifiedToken, TokenError> {
+    if !signature_valid {
+        return Err(TokenError::InvalidSignature);
+    }
+
+    let encoded = check.signing_input.split('.').nth(1).ok_or(TokenError::Malformed)?;
+    let json = Base64UrlSafeNoPadding::decode_to_vec(encoded, None).map_err(|_| TokenError::Malformed)?;
+    let claims: JWTClaims<Map<String, Value>> = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
+    validate_standard_claims(&claims, config, now)?;
+    accept_claims(&claims, config, check.kid.clone(), check.remote_key, now)
+}
+
+/// The checks of jwt-simple's `JWTClaims::validate` under [`options`], in its order
+/// and with its comparisons on sub-second durations.
+fn validate_standard_claims(claims: &JWTClaims<Map<String, Value>>, config: &Config, now: u64) -> Result<(), TokenError> {
+    let now = Duration::from_secs(now);
+    let tolerance = Duration::from_secs(config.clock_skew);
+
+    if claims.issued_at.is_some_and(|issued_at| issued_at > now + tolerance) {
+        return Err(TokenError::IssuedInFuture);
+    }
+    if claims.invalid_before.is_some_and(|not_before| now + tolerance < not_before) {
+        return Err(TokenError::NotYetValid);
+    }
+    if claims.expires_at.is_some_and(|expires_at| now < tolerance || now - tolerance > expires_at) {
+        return Err(TokenError::Expired);
+    }
+    if claims.issuer.as_deref() != Some(config.issuer.as_str()) {
+        return Err(TokenError::IssuerMismatch);
+    }
+    let accepted: HashSet<String> = config.audiences.iter().cloned().collect();
+    if !claims.audiences.as_ref().is_some_and(|audiences| audiences.contains(&accepted)) {
+        return Err(TokenError::AudienceMismatch);
+    }
+    Ok(())
+}
+
+/// The gateway's own claim rules, after the standard ones passed: a required `exp`,
+/// the maximum lifetime, the entitlement claim and the scopes.
+fn accept_claims(
+    claims: &JWTClaims<Map<String, Value>>,
+    config: &Config,
+    kid: Option<String>,
+    remote_key: bool,
+    now: u64,
+) -> Result<VerifiedToken, TokenError> {
     let expires_at = claims.expires_at.ok_or(TokenError::MissingExpiry)?.as_secs();
     if let Some(max_lifetime) = config.max_lifetime {
         let start = claims.issued_at.map_or(now, |issued_at| issued_at.as_secs());
         if expires_at.saturating_sub(start) > max_lifetime {
-            return Err(TokenError::LifetimeTooLong.into());
+            return Err(TokenError::LifetimeTooLong);
         }
     }
 
-    let subject = subject(&claims, &config.entitlement_claim, config.entitlement_key_prefix.len())?;
+    let subject = subject(claims, &config.entitlement_claim, config.entitlement_key_prefix.len())?;
     let scopes = scopes(&claims.custom)?;
     let not_before = claims.invalid_before.map(|not_before| not_before.as_secs());
-    Ok(VerifiedToken { kid: kid.map(str::to_string), subject, scopes, expires_at, not_before, remote_key })
+    Ok(VerifiedToken { kid, subject, scopes, expires_at, not_before, remote_key })
 }
 
 /// Chooses the token's key: configured keys first, then the remote set, asking for a

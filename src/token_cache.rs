@@ -45,7 +45,11 @@ impl TokenCache {
 
     /// Stores a token that passed every check at `now`.
     pub fn insert(&mut self, token: &str, verified: VerifiedToken, now: u64) {
-        let key = token_key(token);
+        self.insert_key(token_key(token), verified, now);
+    }
+
+    /// Stores a token that passed every check at `now`, by its [`token_key`].
+    pub fn insert_key(&mut self, key: [u8; 32], verified: VerifiedToken, now: u64) {
         if self.entries.len() >= MAX_ENTRIES && !self.entries.contains_key(&key) {
             self.entries.retain(|_, (verified, stored_at)| {
                 now < stored_at.saturating_add(TTL_SECONDS) && now <= verified.expires_at

@@ -2,6 +2,7 @@
 // Used by scripts/demo.sh and by the end-to-end tests.
 
 import {
+  constants,
   createHmac,
   createPrivateKey,
   createPublicKey,
@@ -15,14 +16,35 @@ export function base64url(data) {
   return Buffer.from(data).toString("base64url");
 }
 
+const RSA_2048 = { type: "rsa", options: { modulusLength: 2048 } };
+
 const ASYMMETRIC_ALGORITHMS = {
   ES256: { type: "ec", options: { namedCurve: "P-256" } },
-  RS256: { type: "rsa", options: { modulusLength: 2048 } },
+  ES384: { type: "ec", options: { namedCurve: "P-384" } },
+  RS256: RSA_2048,
+  RS384: RSA_2048,
+  RS512: RSA_2048,
+  PS256: RSA_2048,
+  PS384: RSA_2048,
+  PS512: RSA_2048,
   EdDSA: { type: "ed25519", options: {} },
 };
 
+/** The hash of each RSA and ECDSA algorithm, as node:crypto names it. */
+const HASHES = {
+  ES256: "sha256",
+  ES384: "sha384",
+  RS256: "sha256",
+  RS384: "sha384",
+  RS512: "sha512",
+  PS256: "sha256",
+  PS384: "sha384",
+  PS512: "sha512",
+};
+
 /**
- * Generates an asymmetric key pair for `alg` (ES256, RS256 or EdDSA). Returns
+ * Generates an asymmetric key pair for `alg` (RS256, RS384, RS512, PS256, PS384,
+ * PS512, ES256, ES384 or EdDSA). Returns
  * `{ alg, kid, privateKey, publicJwk }`, where publicJwk carries kid, alg and use.
  */
 export function generateSigningKey(alg, kid) {
@@ -65,10 +87,23 @@ export function signBytes(key, signingInput) {
   const data = Buffer.from(signingInput);
   switch (key.alg) {
     case "ES256":
+    case "ES384":
       // JWS wants the raw r||s form (RFC 7518, section 3.4), not DER.
-      return sign("sha256", data, { key: key.privateKey, dsaEncoding: "ieee-p1363" });
+      return sign(HASHES[key.alg], data, { key: key.privateKey, dsaEncoding: "ieee-p1363" });
     case "RS256":
-      return sign("sha256", data, key.privateKey);
+    case "RS384":
+    case "RS512":
+      return sign(HASHES[key.alg], data, key.privateKey);
+    case "PS256":
+    case "PS384":
+    case "PS512":
+      // RFC 7518, section 3.5: the salt is as long as the hash. node:crypto's default
+      // is the longest salt that fits.
+      return sign(HASHES[key.alg], data, {
+        key: key.privateKey,
+        padding: constants.RSA_PKCS1_PSS_PADDING,
+        saltLength: constants.RSA_PSS_SALTLEN_DIGEST,
+      });
     case "EdDSA":
       return sign(null, data, key.privateKey);
     case "HS256":

@@ -10,13 +10,15 @@ use worker::wasm_bindgen::JsValue;
 use worker::{console_log, web_sys, AbortController, Cache, Delay, Request, Response};
 
 use crate::config::Config;
-use crate::decision::{self, Admission, Denial, RequestFacts};
+use crate::decision::{self, Admission, AdmissionStep, Denial, PendingToken, RequestFacts};
 use crate::jwks::{
     fresh_seconds, parse_discovery, parse_fetched, FetchReason, FetchedKeys, JwksSettings, KeySetLocation,
     KeySetState, RemoteKeys, FETCH_TIMEOUT_MS, MAX_DOCUMENT_BYTES,
 };
 use crate::keys::KeyRing;
 use crate::token_cache::TokenCache;
+
+use super::webcrypto;
 
 /// The header of the Cache API copy that records when the set was fetched (Unix seconds).
 const FETCHED_AT_HEADER: &str = "x-tollgate-fetched-at";
@@ -53,33 +55,61 @@ pub async fn discover(config: &Config, now: u64) {
     }
 }
 
-/// Runs [`decision::admit_with_keys`], fetching the remote key set when the token
-/// needs it, at most once per request. Returns the admission and the fetch reason.
+/// Runs [`decision::admit_or_defer`], fetching the remote key set when the token
+/// needs it, at most once per request, and checking an asymmetric signature with
+/// WebCrypto. Returns the admission and the fetch reason.
 pub async fn admit(config: &Config, facts: &RequestFacts<'_>, now: u64) -> (Admission, Option<FetchReason>) {
     let Some(settings) = &config.jwks else {
-        let admission = TOKENS.with(|tokens| {
-            decision::admit_cached(config, facts, RemoteKeys::NotConfigured, Some(&mut tokens.borrow_mut()), now)
+        let step = TOKENS.with(|tokens| {
+            decision::admit_or_defer(config, facts, RemoteKeys::NotConfigured, Some(&mut tokens.borrow_mut()), now)
         });
-        return (admission, None);
+        return (finish_step(config, step, now).await, None);
     };
 
     let mut fetched = None;
     loop {
-        let admission = KEY_SETS.with(|state| {
+        let step = KEY_SETS.with(|state| {
             let state = state.borrow();
             let view = state.view(settings, now, fetched.is_some());
-            TOKENS.with(|tokens| decision::admit_cached(config, facts, view, Some(&mut tokens.borrow_mut()), now))
+            TOKENS.with(|tokens| decision::admit_or_defer(config, facts, view, Some(&mut tokens.borrow_mut()), now))
         });
-        match admission {
-            Admission::FetchKeys(reason) if fetched.is_none() => {
+        match step {
+            AdmissionStep::Admit(Admission::FetchKeys(reason)) if fetched.is_none() => {
                 refresh(config, settings, reason, now).await;
                 fetched = Some(reason);
             }
             // A view taken after a fetch never asks for another; fail closed if it did.
-            Admission::FetchKeys(_) => return (Admission::Deny(Denial::KeysUnavailable), fetched),
-            admission => return (admission, fetched),
+            AdmissionStep::Admit(Admission::FetchKeys(_)) => return (Admission::Deny(Denial::KeysUnavailable), fetched),
+            step => return (finish_step(config, step, now).await, fetched),
         }
     }
+}
+
+/// Completes a step: checks a deferred signature with WebCrypto and resumes.
+async fn finish_step(config: &Config, step: AdmissionStep, now: u64) -> Admission {
+    let pending = match step {
+        AdmissionStep::Admit(admission) => return admission,
+        AdmissionStep::VerifySignature(pending) => pending,
+    };
+    match webcrypto::verify(&pending.check).await {
+        Ok(valid) => TOKENS.with(|tokens| decision::resume(config, pending, valid, Some(&mut tokens.borrow_mut()), now)),
+        Err(detail) => {
+            log_key_failure(&pending, &detail);
+            Admission::Deny(Denial::Misconfigured)
+        }
+    }
+}
+
+/// Logs a key WebCrypto rejected, by `kid` and algorithm, never its material.
+fn log_key_failure(pending: &PendingToken, detail: &str) {
+    let line = serde_json::json!({
+        "event": "signature_check_failed",
+        "kid": pending.check.kid,
+        "algorithm": pending.check.algorithm.name(),
+        "remote_key": pending.check.remote_key,
+        "detail": detail,
+    });
+    console_log!("{line}");
 }
 
 /// Fetches the key set, or waits for the fetch another request of this isolate started.

@@ -33,7 +33,7 @@ pub struct RequestFacts<'a> {
 /// The outcome of [`admit`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
-    /// Answer with this denial.
+    /// Respond with this denial.
     Deny(Denial),
     /// Forward without identity: a public route or a CORS preflight.
     Forward(Forward),
@@ -129,7 +129,7 @@ pub enum OriginAuthorization {
     Set(Secret),
 }
 
-/// Who the caller is and what they may use, as told to the origin.
+/// Who the caller is and what they may use, as sent to the origin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub subject: String,
@@ -383,11 +383,7 @@ pub fn entitle(config: &Config, caller: Caller, lookup: RecordLookup, now: u64) 
     }
 
     let identity = Identity { subject: caller.token.subject, plan: entitlement.plan, features: entitlement.features };
-    let authorization = match &config.origin_authorization {
-        Some(secret) => OriginAuthorization::Set(secret.clone()),
-        None if config.forward_authorization => OriginAuthorization::KeepClient,
-        None => OriginAuthorization::Remove,
-    };
+    let authorization = origin_authorization(config, true);
     Decision::Forward(Forward {
         path: caller.path,
         query: caller.query,
@@ -442,11 +438,19 @@ fn verify_cached(
 
 /// A forward without identity; the client's unchecked `Authorization` never passes.
 fn anonymous(config: &Config, path: String, query: Option<String>, route: &str) -> Forward {
-    let authorization = match &config.origin_authorization {
-        Some(secret) => OriginAuthorization::Set(secret.clone()),
-        None => OriginAuthorization::Remove,
-    };
+    let authorization = origin_authorization(config, false);
     Forward { path, query, identity: None, authorization, route: route.to_string() }
+}
+
+/// Chooses the origin's `Authorization`: the gateway's own credential when one is
+/// configured, else the client's when `FORWARD_AUTHORIZATION` is on and the token was
+/// verified, else none.
+fn origin_authorization(config: &Config, token_verified: bool) -> OriginAuthorization {
+    match &config.origin_authorization {
+        Some(secret) => OriginAuthorization::Set(secret.clone()),
+        None if token_verified && config.forward_authorization => OriginAuthorization::KeepClient,
+        None => OriginAuthorization::Remove,
+    }
 }
 
 /// Removes every `access_token` parameter, keeping the others byte for byte.

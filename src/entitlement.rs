@@ -25,7 +25,7 @@ pub struct Record {
     pub grace_until: Option<u64>,
 }
 
-/// A stored value that is not a valid record. The text says what is wrong with it
+/// A stored value that is not a valid record. The text describes what is wrong with it
 /// and never quotes the value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordError(pub String);

@@ -82,7 +82,7 @@ pub fn response_headers(incoming: &[(String, String)]) -> Vec<(String, String)> 
         .collect();
 
     // The response was made for one caller: shared caches must not keep it unless the
-    // origin said so itself.
+    // origin allows it itself.
     if !incoming.iter().any(|(name, _)| name.eq_ignore_ascii_case("cache-control")) {
         outgoing.push(("cache-control".into(), "private".into()));
     }

@@ -107,7 +107,7 @@ pub fn parse_discovery(body: &str, issuer: &str) -> Result<String, DiscoveryErro
     Ok(document.jwks_uri)
 }
 
-/// Parses a fetched key set; a `kid` that a configured key already has is an error,
+/// Parses a fetched key set. A `kid` that a configured key already has is an error,
 /// because the two sources must never disagree about a key.
 pub fn parse_fetched(body: &str, configured: &KeyRing) -> Result<KeyRing, String> {
     let parsed = parse_key_set(body).map_err(|error| error.0)?;
@@ -159,9 +159,9 @@ pub enum RemoteKeys<'a> {
     /// No key set URL is configured.
     NotConfigured,
     /// No usable set: none was ever fetched, or the last good one is past the stale
-    /// bound. `can_fetch` tells whether a fetch may be tried now.
+    /// bound. `can_fetch` is whether a fetch may be tried now.
     Missing { can_fetch: bool },
-    /// A usable set. `refresh` asks for a fetch first because it is past its
+    /// A usable set. `refresh` requests a fetch first because it is past its
     /// freshness; `can_refetch_unknown` allows a fetch for an unknown `kid`.
     Ready { ring: &'a KeyRing, refresh: bool, can_refetch_unknown: bool },
 }

@@ -13,6 +13,7 @@
 //! forwarder.
 
 pub mod bearer;
+mod bounded_map;
 pub mod config;
 pub mod decision;
 pub mod entitlement;

@@ -2,7 +2,7 @@
 //! challenge (RFC 6750 §3) and an `application/problem+json` body (RFC 9457).
 //!
 //! Every text written here is fixed or comes from configuration; nothing from the
-//! request is reflected, so a token or header value can never appear in an answer.
+//! request is reflected, so a token or header value can never appear in a response.
 
 use serde::Serialize;
 

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use crate::bounded_map::insert_bounded;
 use crate::entitlement::Record;
 
 /// The maximum number of records one isolate keeps.
@@ -29,13 +30,9 @@ impl RecordCache {
 
     /// Stores the lookup for `key` at `now_ms`.
     pub fn insert(&mut self, key: String, record: CachedRecord, now_ms: u64, ttl_ms: u64) {
-        if self.entries.len() >= MAX_ENTRIES && !self.entries.contains_key(&key) {
-            self.entries.retain(|_, (_, stored_at)| now_ms.saturating_sub(*stored_at) < ttl_ms);
-            if self.entries.len() >= MAX_ENTRIES {
-                self.entries.clear();
-            }
-        }
-        self.entries.insert(key, (record, now_ms));
+        insert_bounded(&mut self.entries, MAX_ENTRIES, key, (record, now_ms), |(_, stored_at)| {
+            now_ms.saturating_sub(*stored_at) < ttl_ms
+        });
     }
 
     pub fn len(&self) -> usize {

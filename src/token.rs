@@ -121,7 +121,7 @@ impl TokenError {
     }
 }
 
-/// What a verified token tells the gateway.
+/// The facts a verified token gives the gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedToken {
     /// The header `kid`, for the log.

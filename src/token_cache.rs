@@ -4,10 +4,11 @@
 //! hit another's entry. A hit still checks `exp` and `nbf` against the request time
 //! with the configured clock skew. An entry lives at most [`TTL_SECONDS`], so a key
 //! removed from the provider's set stops being trusted through the cache soon after,
-//! and the map holds at most [`MAX_ENTRIES`] entries.
+//! and the map contains at most [`MAX_ENTRIES`] entries.
 
 use std::collections::HashMap;
 
+use crate::bounded_map::insert_bounded;
 use crate::token::{TokenError, VerifiedToken};
 
 /// The most verified tokens one isolate keeps.
@@ -50,15 +51,9 @@ impl TokenCache {
 
     /// Stores a token that passed every check at `now`, by its [`token_key`].
     pub fn insert_key(&mut self, key: [u8; 32], verified: VerifiedToken, now: u64) {
-        if self.entries.len() >= MAX_ENTRIES && !self.entries.contains_key(&key) {
-            self.entries.retain(|_, (verified, stored_at)| {
-                now < stored_at.saturating_add(TTL_SECONDS) && now <= verified.expires_at
-            });
-            if self.entries.len() >= MAX_ENTRIES {
-                self.entries.clear();
-            }
-        }
-        self.entries.insert(key, (verified, now));
+        insert_bounded(&mut self.entries, MAX_ENTRIES, key, (verified, now), |(verified, stored_at)| {
+            now < stored_at.saturating_add(TTL_SECONDS) && now <= verified.expires_at
+        });
     }
 
     pub fn len(&self) -> usize {

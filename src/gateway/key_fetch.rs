@@ -78,7 +78,7 @@ pub async fn admit(config: &Config, facts: &RequestFacts<'_>, now: u64) -> (Admi
                 refresh(config, settings, reason, now).await;
                 fetched = Some(reason);
             }
-            // A view taken after a fetch never asks for another; fail closed if it did.
+            // A view taken after a fetch never requests another, so fail closed if it did.
             AdmissionStep::Admit(Admission::FetchKeys(_)) => return (Admission::Deny(Denial::KeysUnavailable), fetched),
             step => return (finish_step(config, step, now).await, fetched),
         }

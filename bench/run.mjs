@@ -21,6 +21,24 @@ import { bundleWorker, copyKvState, readProjectConfig, REPO_ROOT, seedLocalKv, s
 const ORIGIN_SCRIPT = join(REPO_ROOT, "bench/lib/origin-server.mjs");
 const REPORT_FILE = join(REPO_ROOT, "BENCHMARKS.md");
 
+/**
+ * The scenarios measured: all of them, or those BENCH_SCENARIOS names (ids, separated
+ * by commas) for a quick comparison of two builds. A run of only some scenarios prints
+ * its report but does not replace BENCHMARKS.md.
+ */
+function selectScenarios() {
+  const raw = process.env.BENCH_SCENARIOS;
+  if (raw === undefined || raw.trim() === "") return { scenarios: SCENARIOS, partial: false };
+  const ids = raw.split(",").map((id) => id.trim());
+  const unknown = ids.filter((id) => !SCENARIOS.some((scenario) => scenario.id === id));
+  if (unknown.length > 0) {
+    const known = SCENARIOS.map((scenario) => scenario.id).join(", ");
+    throw new Error(`BENCH_SCENARIOS names unknown scenario(s) ${unknown.join(", ")}: known ones are ${known}`);
+  }
+  return { scenarios: SCENARIOS.filter((scenario) => ids.includes(scenario.id)), partial: true };
+}
+const SELECTED = selectScenarios();
+
 /** The Workers that get the token scenarios, in the order of odd rounds. */
 const COMPARED_WORKERS = WORKERS.filter((worker) => worker.tokenScenarios).map((worker) => worker.name);
 
@@ -51,7 +69,7 @@ function integerSetting(name, fallback, min, max) {
 /**
  * Returns the settings: defaults, or the --quick defaults, overridden by BENCH_ROUNDS,
  * BENCH_DURATION_SECONDS, BENCH_CONNECTIONS, BENCH_WARMUP_SECONDS, BENCH_TOKEN_POOL
- * and BENCH_COLD_STARTS.
+ * and BENCH_COLD_STARTS. BENCH_SCENARIOS is read by selectScenarios.
  */
 function settingsFromEnvironment(quick) {
   return {
@@ -117,7 +135,7 @@ async function describeTollgateSource() {
 function planRound(roundIndex) {
   const order = roundIndex % 2 === 0 ? COMPARED_WORKERS : [...COMPARED_WORKERS].reverse();
   const runs = [{ scenario: null, variant: { id: "none", label: "none" }, worker: "forward" }];
-  for (const scenario of SCENARIOS) {
+  for (const scenario of SELECTED.scenarios) {
     for (const variant of variantsOf(scenario)) {
       for (const worker of order) runs.push({ scenario, variant, worker });
     }
@@ -332,7 +350,7 @@ async function main() {
       versions: await describeVersions(),
       tollgate: await describeTollgateSource(),
       settings,
-      scenarios: SCENARIOS,
+      scenarios: SELECTED.scenarios,
       variants: variantsOf,
       summaries,
       forward: summaries.get("forward/none/forward"),
@@ -342,9 +360,13 @@ async function main() {
       anomalies,
     };
     const markdown = renderMarkdown(report);
-    await writeFile(REPORT_FILE, markdown);
     process.stdout.write(markdown);
-    log(`wrote ${REPORT_FILE}`);
+    if (SELECTED.partial) {
+      log(`BENCH_SCENARIOS is set: ${REPORT_FILE} was left as it was`);
+    } else {
+      await writeFile(REPORT_FILE, markdown);
+      log(`wrote ${REPORT_FILE}`);
+    }
   } finally {
     await cleanUp();
   }

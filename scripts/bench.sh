@@ -26,6 +26,10 @@ Settings (environment variables; the defaults are for a run without --quick):
   BENCH_WARMUP_SECONDS     seconds per warm-up run before the first round, 0 for none (default 1, --quick 0)
   BENCH_TOKEN_POOL         distinct tokens per scenario for the "new token" runs (default 20000, --quick 5000)
   BENCH_COLD_STARTS        cold starts measured per Worker (default 3, --quick 1)
+  BENCH_SCENARIOS          only these scenarios, ids separated by commas (no-token, es256-bad-signature,
+                           es256-no-feature, es256-allowed, hs256-allowed, rs256-allowed, eddsa-allowed);
+                           the report is printed, BENCHMARKS.md is left as it was, and the
+                           native benches do not run
   BENCH_KEEP=1             keep the temporary run folder (bundles, Worker output) and print its path
 EOF
 }
@@ -54,6 +58,11 @@ scripts/setup.sh >&2
 scripts/build.sh >&2
 
 node bench/run.mjs "$@"
+
+# A run of only some scenarios compares two builds; it leaves BENCHMARKS.md alone.
+if [[ -n "${BENCH_SCENARIOS:-}" ]]; then
+  exit 0
+fi
 
 # The native benches of the decision core and the verifiers (criterion), appended to
 # the same page. Criterion prints "NAME time: [low median high]", sometimes with the

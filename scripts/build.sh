@@ -11,6 +11,14 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/env.sh"
 cd "$TOLLGATE_ROOT"
 
 force="${TOLLGATE_FORCE_BUILD:-0}"
+# TOLLGATE_KEEP_NAMES=1 keeps the wasm function names, for scripts/profile.sh. The
+# kind of build is recorded next to the output, so the next build of the other kind
+# does not skip.
+kind=release
+if [[ "${TOLLGATE_KEEP_NAMES:-0}" == 1 ]]; then
+  kind=names
+fi
+kind_file=build/.kind
 for arg in "$@"; do
   case "$arg" in
     --force) force=1 ;;
@@ -22,7 +30,7 @@ for arg in "$@"; do
 done
 
 output=build/worker/shim.mjs
-if [[ "$force" != 1 && -f "$output" ]] &&
+if [[ "$force" != 1 && -f "$output" && "$(cat "$kind_file" 2>/dev/null)" == "$kind" ]] &&
   [[ -z "$(find src Cargo.toml Cargo.lock -newer "$output" -print -quit)" ]]; then
   echo "build: $output is up to date (run scripts/build.sh --force to rebuild)"
   exit 0
@@ -42,9 +50,31 @@ fi
 started=$SECONDS
 worker-build --release
 
-wasm_file="$(find build -maxdepth 2 -name '*.wasm' -print | head -n 1)"
-if [[ -n "$wasm_file" ]]; then
-  raw_bytes="$(wc -c <"$wasm_file")"
-  gzip_bytes="$(gzip -9 -c "$wasm_file" | wc -c)"
-  echo "build: $wasm_file is $raw_bytes bytes raw, $gzip_bytes bytes gzipped (gzip -9); built in $((SECONDS - started)) s"
+wasm_file=build/index_bg.wasm
+if [[ ! -f "$wasm_file" ]]; then
+  echo "build: worker-build wrote no $wasm_file" >&2
+  exit 1
 fi
+# Cargo.toml turns off worker-build's own wasm-opt run, which keeps the function-name
+# section. This one optimises for size and drops the names and the producers section
+# (or keeps the names with TOLLGATE_KEEP_NAMES=1). The feature list is worker-build's:
+# features that workerd supports, and no newer encodings. If wasm-opt fails, the stale
+# shim is removed so the next run rebuilds.
+names_flags=(--strip-debug --strip-producers)
+if [[ "$kind" == names ]]; then
+  names_flags=(--debuginfo)
+fi
+if ! "$WASM_OPT_BIN" -Os "${names_flags[@]}" \
+  --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int \
+  --enable-bulk-memory --enable-multivalue --enable-reference-types --enable-exception-handling \
+  "$wasm_file" -o "$wasm_file.opt"; then
+  rm -f "$output" "$wasm_file.opt"
+  echo "build: wasm-opt failed on $wasm_file" >&2
+  exit 1
+fi
+mv "$wasm_file.opt" "$wasm_file"
+echo "$kind" >"$kind_file"
+
+raw_bytes="$(wc -c <"$wasm_file")"
+gzip_bytes="$(gzip -9 -c "$wasm_file" | wc -c)"
+echo "build: $wasm_file is $raw_bytes bytes raw, $gzip_bytes bytes gzipped (gzip -9); built in $((SECONDS - started)) s"

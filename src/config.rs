@@ -10,6 +10,7 @@ use url::Url;
 
 use crate::jwks::{check_url, discovery_url, JwksSettings, KeySetLocation};
 use crate::keys::{parse_key_set, Algorithm, KeyRing, VerificationKey};
+use crate::log::LogRequests;
 use crate::routes::{parse_policy, RoutePolicy};
 
 /// The shortest `ENTITLEMENT_CACHE_SECONDS` other than 0: KV's `cacheTtl` minimum.
@@ -122,6 +123,8 @@ pub struct Config {
     /// `AUTHORIZATION_MAX_BYTES`: the longest `Authorization` value accepted, in
     /// bytes; longer ones get 431 before any parsing. Default 8192.
     pub max_authorization_bytes: usize,
+    /// `LOG_REQUESTS`: which requests get a log line. Default: denials.
+    pub log_requests: LogRequests,
     /// Keys skipped while reading `JWT_PUBLIC_KEYS`, one line each, for the log.
     pub skipped_keys: Vec<String>,
 }
@@ -150,6 +153,7 @@ impl Config {
         let forward_authorization = parse_bool("FORWARD_AUTHORIZATION", text("FORWARD_AUTHORIZATION"))?;
         let origin_authorization = parse_origin_authorization(text("ORIGIN_AUTHORIZATION"), forward_authorization)?;
         let max_authorization_bytes = parse_authorization_limit(text("AUTHORIZATION_MAX_BYTES"))?;
+        let log_requests = parse_log_requests(text("LOG_REQUESTS"))?;
 
         Ok(Config {
             issuer,
@@ -169,6 +173,7 @@ impl Config {
             forward_authorization,
             origin_authorization,
             max_authorization_bytes,
+            log_requests,
             skipped_keys,
         })
     }
@@ -291,7 +296,7 @@ fn parse_bool(binding: &'static str, value: Option<String>) -> Result<bool, Conf
 
 fn parse_origin(value: &str) -> Result<Origin, ConfigError> {
     let invalid = |reason: &str| ConfigError::new("ORIGIN_URL", format!("{value:?} {reason}"));
-    let url = Url::parse(value.trim()).map_err(|_| invalid("is not an absolute URL"))?;
+    let url = absolute_url(value).map_err(invalid)?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(invalid("must use http or https"));
     }
@@ -334,6 +339,15 @@ fn parse_authorization_limit(value: Option<String>) -> Result<usize, ConfigError
     Ok(bytes)
 }
 
+fn parse_log_requests(value: Option<String>) -> Result<LogRequests, ConfigError> {
+    match value.as_deref().map(str::trim) {
+        None | Some("denials") => Ok(LogRequests::Denials),
+        Some("all") => Ok(LogRequests::All),
+        Some("errors") => Ok(LogRequests::Errors),
+        Some(other) => Err(ConfigError::new("LOG_REQUESTS", format!("{other:?} is not all, denials or errors"))),
+    }
+}
+
 fn parse_realm(value: &str) -> Result<String, ConfigError> {
     // The realm is written into a quoted-string as it is (RFC 9110 §5.6.4).
     if value.bytes().any(|byte| byte == b'"' || byte == b'\\' || byte.is_ascii_control()) {
@@ -344,10 +358,21 @@ fn parse_realm(value: &str) -> Result<String, ConfigError> {
 
 fn parse_upgrade_url(value: &str) -> Result<String, ConfigError> {
     let candidate = value.trim().replace("{feature}", "feature");
-    match Url::parse(&candidate) {
+    match absolute_url(&candidate) {
         Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(value.trim().to_string()),
-        _ => Err(ConfigError::new("UPGRADE_URL", format!("{value:?} is not an absolute http or https URL"))),
+        Ok(_) => Err(ConfigError::new("UPGRADE_URL", format!("{value:?} is not an http or https URL"))),
+        Err(reason) => Err(ConfigError::new("UPGRADE_URL", format!("{value:?} {reason}"))),
     }
+}
+
+/// Parses a configured URL. Host names must be ASCII: the build leaves out IDNA's
+/// Unicode tables (see `idna_adapter` in Cargo.toml), so a Unicode name gets its own
+/// reason rather than a generic one.
+pub(crate) fn absolute_url(value: &str) -> Result<Url, &'static str> {
+    Url::parse(value.trim()).map_err(|error| match error {
+        url::ParseError::IdnaError => "has a host name that is not ASCII: write it in its punycode form (xn--...)",
+        _ => "is not an absolute URL",
+    })
 }
 
 #[cfg(test)]
@@ -394,6 +419,7 @@ mod tests {
         assert!(!config.forward_authorization);
         assert_eq!(config.origin_authorization, None);
         assert_eq!(config.max_authorization_bytes, 8192);
+        assert_eq!(config.log_requests, LogRequests::Denials);
         assert_eq!(config.keys.len(), 1);
     }
 
@@ -414,6 +440,20 @@ mod tests {
     }
 
     #[test]
+    fn from_bindings_unicode_host_names_need_punycode() {
+        let punycode = "https://xn--bcher-kva.example/api";
+        let mut bindings = base();
+        bindings.insert("ORIGIN_URL", punycode.into());
+        assert_eq!(parse(&bindings).unwrap().origin.unwrap().base, "https://xn--bcher-kva.example");
+
+        for binding in ["ORIGIN_URL", "UPGRADE_URL", "JWT_JWKS_URL"] {
+            let error = error_for(&[(binding, Some("https://b\u{fc}cher.example/x"))]);
+            assert_eq!(error.binding, binding);
+            assert!(error.to_string().contains("punycode"), "{binding}: {error}");
+        }
+    }
+
+    #[test]
     fn from_bindings_required_type_normalised() {
         let mut bindings = base();
         bindings.insert("JWT_REQUIRED_TYPE", "application/AT+JWT".into());
@@ -422,7 +462,8 @@ mod tests {
 
     #[test]
     fn from_bindings_errors_name_binding() {
-        let cases: &[(&[(&'static str, Option<&str>)], &str)] = &[
+        type Changes<'a> = &'a [(&'static str, Option<&'a str>)];
+        let cases: &[(Changes, &str)] = &[
             (&[("JWT_ISSUER", None)], "JWT_ISSUER"),
             (&[("JWT_ISSUER", Some("  "))], "JWT_ISSUER"),
             (&[("JWT_AUDIENCE", None)], "JWT_AUDIENCE"),
@@ -453,6 +494,7 @@ mod tests {
             (&[("JWT_JWKS_URL", Some("https://issuer.example/jwks")), ("JWT_JWKS_CACHE_SECONDS", Some("0"))], "JWT_JWKS_CACHE_SECONDS"),
             (&[("JWT_JWKS_URL", Some("https://issuer.example/jwks")), ("JWT_JWKS_COOLDOWN_SECONDS", Some("x"))], "JWT_JWKS_COOLDOWN_SECONDS"),
             (&[("AUTHORIZATION_MAX_BYTES", Some("8k"))], "AUTHORIZATION_MAX_BYTES"),
+            (&[("LOG_REQUESTS", Some("verbose"))], "LOG_REQUESTS"),
         ];
         for (changes, binding) in cases {
             let error = error_for(changes);

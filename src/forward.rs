@@ -1,5 +1,6 @@
-//! What crosses the gateway in each direction: the origin URL, the request headers
-//! the origin may see and the response headers the client may see.
+//! What crosses the gateway on the way in: the origin URL and the request headers the
+//! origin may see. The response rule (add `Cache-Control: private`) is applied where
+//! the response is, in `src/gateway/boundary.js`.
 
 use crate::config::Origin;
 use crate::decision::{Forward, OriginAuthorization};
@@ -36,65 +37,91 @@ pub fn origin_url(origin: Option<&Origin>, request_origin: &str, forward: &Forwa
     url
 }
 
-/// Returns the headers to send to the origin: the client's, less hop-by-hop headers,
-/// those `Connection` names, `Host`, `Authorization` (unless kept) and every
-/// `X-Tollgate-*`; plus the gateway's identity headers and its own `Authorization`
-/// when one is configured.
-pub fn request_headers(incoming: &[(String, String)], forward: &Forward) -> Vec<(String, String)> {
-    let connection_named = connection_tokens(incoming);
-    let mut outgoing: Vec<(String, String)> = incoming
-        .iter()
-        .filter(|(name, _)| {
-            let name = name.to_ascii_lowercase();
-            let dropped = HOP_BY_HOP.contains(&name.as_str())
-                || connection_named.contains(&name)
-                || name == "host"
-                || (name == "authorization" && forward.authorization != OriginAuthorization::KeepClient)
-                || name.starts_with(IDENTITY_PREFIX);
-            !dropped
-        })
-        .cloned()
-        .collect();
+/// The changes that turn one header list into another: the names to delete (every
+/// field of each name, in any letter case), then the fields to append. The Workers
+/// adapter applies them to a copy of the runtime's `Headers` in one call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderChanges {
+    /// Lower-case names, each once.
+    pub remove: Vec<String>,
+    pub append: Vec<(String, String)>,
+}
 
+impl HeaderChanges {
+    /// Applies the changes to a header list, as `Headers.delete` and `Headers.append` do.
+    pub fn apply(&self, headers: &[(String, String)]) -> Vec<(String, String)> {
+        let mut changed: Vec<(String, String)> = headers
+            .iter()
+            .filter(|(name, _)| !self.remove.contains(&name.to_ascii_lowercase()))
+            .cloned()
+            .collect();
+        changed.extend(self.append.iter().cloned());
+        changed
+    }
+}
+
+/// Computes the changes for the request to the origin. They remove hop-by-hop headers, the names
+/// `Connection` lists, `Host`, `Authorization` (unless kept) and every `X-Tollgate-*`,
+/// then add the gateway's identity headers and its own `Authorization` when one is
+/// configured. `names` are the client's header names; `connection` is the value of its
+/// `Connection` header, repeated fields joined by commas.
+pub fn request_changes(names: &[String], connection: Option<&str>, forward: &Forward) -> HeaderChanges {
+    let connection_named = connection_tokens(connection);
+    let remove = removed_names(names, |name| {
+        HOP_BY_HOP.contains(&name)
+            || connection_named.iter().any(|token| token == name)
+            || name == "host"
+            || (name == "authorization" && forward.authorization != OriginAuthorization::KeepClient)
+            || name.starts_with(IDENTITY_PREFIX)
+    });
+
+    let mut append = Vec::new();
     if let OriginAuthorization::Set(secret) = &forward.authorization {
-        outgoing.push(("authorization".into(), secret.expose().to_string()));
+        append.push(("authorization".into(), secret.expose().to_string()));
     }
     if let Some(identity) = &forward.identity {
-        outgoing.push(("x-tollgate-subject".into(), identity.subject.clone()));
-        outgoing.push(("x-tollgate-plan".into(), identity.plan.clone()));
-        outgoing.push(("x-tollgate-features".into(), identity.features.join(",")));
+        append.push(("x-tollgate-subject".into(), identity.subject.clone()));
+        append.push(("x-tollgate-plan".into(), identity.plan.clone()));
+        append.push(("x-tollgate-features".into(), identity.features.join(",")));
     }
-    outgoing
+    HeaderChanges { remove, append }
 }
 
-/// Returns the origin's response headers the client may see: all but hop-by-hop
-/// headers and those `Connection` names, with `Cache-Control: private` added when the
-/// origin set none.
-pub fn response_headers(incoming: &[(String, String)]) -> Vec<(String, String)> {
-    let connection_named = connection_tokens(incoming);
-    let mut outgoing: Vec<(String, String)> = incoming
-        .iter()
-        .filter(|(name, _)| {
-            let name = name.to_ascii_lowercase();
-            !HOP_BY_HOP.contains(&name.as_str()) && !connection_named.contains(&name)
-        })
-        .cloned()
-        .collect();
-
-    // The response was made for one caller: shared caches must not keep it unless the
-    // origin allows it itself.
-    if !incoming.iter().any(|(name, _)| name.eq_ignore_ascii_case("cache-control")) {
-        outgoing.push(("cache-control".into(), "private".into()));
-    }
-    outgoing
+/// Returns the headers to send to the origin: [`request_changes`] applied to `incoming`.
+pub fn request_headers(incoming: &[(String, String)], forward: &Forward) -> Vec<(String, String)> {
+    let (names, connection) = names_and_connection(incoming);
+    request_changes(&names, connection.as_deref(), forward).apply(incoming)
 }
 
-/// The header names listed in `Connection`, lower-cased.
-fn connection_tokens(headers: &[(String, String)]) -> Vec<String> {
-    headers
+/// Collects the lower-case names for which `drop` is true, each once.
+fn removed_names(names: &[String], drop: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut removed: Vec<String> = Vec::new();
+    for name in names {
+        let name = name.to_ascii_lowercase();
+        if drop(&name) && !removed.contains(&name) {
+            removed.push(name);
+        }
+    }
+    removed
+}
+
+/// Lists the names of a header list and its `Connection` values joined by commas, as the
+/// runtime's `Headers` gives them.
+fn names_and_connection(headers: &[(String, String)]) -> (Vec<String>, Option<String>) {
+    let names = headers.iter().map(|(name, _)| name.to_ascii_lowercase()).collect();
+    let values: Vec<&str> = headers
         .iter()
         .filter(|(name, _)| name.eq_ignore_ascii_case("connection"))
-        .flat_map(|(_, value)| value.split(','))
+        .map(|(_, value)| value.as_str())
+        .collect();
+    (names, (!values.is_empty()).then(|| values.join(", ")))
+}
+
+/// Lists the header names in a `Connection` value, lower-cased.
+fn connection_tokens(connection: Option<&str>) -> Vec<String> {
+    connection
+        .unwrap_or_default()
+        .split(',')
         .map(|token| token.trim().to_ascii_lowercase())
         .filter(|token| !token.is_empty())
         .collect()
@@ -194,15 +221,14 @@ mod tests {
     }
 
     #[test]
-    fn response_headers_add_private_cache_control() {
-        let outgoing = response_headers(&headers(&[("Content-Type", "text/plain"), ("Connection", "close")]));
-        assert_eq!(outgoing, headers(&[("Content-Type", "text/plain"), ("cache-control", "private")]));
-    }
+    fn request_changes_name_each_removed_header_once() {
+        let names: Vec<String> = ["Authorization", "authorization", "X-Tollgate-Plan", "TE", "Accept"].map(String::from).into();
+        let changes = request_changes(&names, Some("X-Hop"), &forward(false, false));
+        assert_eq!(changes.remove, ["authorization", "x-tollgate-plan", "te"]);
+        assert!(changes.append.is_empty());
 
-    #[test]
-    fn response_headers_keep_origin_cache_control() {
-        let outgoing = response_headers(&headers(&[("Cache-Control", "public, max-age=60")]));
-        assert_eq!(outgoing, headers(&[("Cache-Control", "public, max-age=60")]));
+        let changes = request_changes(&["x-hop".to_string()], Some("keep-alive, X-Hop"), &forward(false, false));
+        assert_eq!(changes.remove, ["x-hop"]);
     }
 
     #[test]

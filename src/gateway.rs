@@ -1,24 +1,34 @@
 //! The Workers adapter: the fetch entry point, the KV lookup and the origin forwarder.
 //!
 //! Everything that decides lives in the native modules; this file only moves facts
-//! between the runtime and [`crate::decision`], and writes the log line.
+//! between the runtime and [`crate::decision`], and writes the log line. The entry
+//! point is a plain `#[wasm_bindgen]` export rather than `#[event(fetch)]`, so that a
+//! request decided without awaiting skips the future and promise machinery.
 
+mod boundary;
 mod key_fetch;
 mod webcrypto;
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use worker::js_sys;
-use worker::wasm_bindgen::{JsCast, JsValue};
+use url::Url;
+use worker::js_sys::{self, Promise};
+use worker::wasm_bindgen::closure::Closure;
+use worker::wasm_bindgen::prelude::wasm_bindgen;
+use worker::wasm_bindgen::{self, JsCast, JsValue};
+use worker::wasm_bindgen_futures::{future_to_promise, JsFuture};
 use worker::web_sys;
-use worker::{console_log, event, Context, Date, Env, Request, Response, ResponseBuilder};
+use worker::{console_error, console_log, Env};
+
+use boundary::{HeaderNames, IncomingFacts};
 
 use crate::config::{Config, ConfigError};
 use crate::decision::{self, Admission, Caller, Decision, Denial, Forward, RecordLookup, RequestFacts};
 use crate::entitlement::parse_record;
 use crate::forward;
-use crate::log::{RecordSource, RequestLog};
+use crate::log::{LogRequests, RecordSource, RequestLog};
 use crate::problem::{self, RenderContext};
 use crate::record_cache::RecordCache;
 
@@ -31,118 +41,247 @@ thread_local! {
     static RECORDS: RefCell<RecordCache> = RefCell::new(RecordCache::default());
 }
 
-#[event(fetch)]
-async fn fetch(request: Request, env: Env, _context: Context) -> worker::Result<Response> {
-    let now_ms = Date::now().as_millis();
-    let now = now_ms / 1000;
-    let url = request.url()?;
-    let method = request.inner().method();
-    let head = method == "HEAD";
-    let host = url.host_str().unwrap_or("tollgate").to_string();
-    let mut log = RequestLog::new(&method, url.path());
+/// The fetch handler. Most requests are decided at once: a denial, or a forward with a
+/// verified-token and a record cache hit, for which the handler returns the origin
+/// fetch's own promise. The rest (a KV read, a WebCrypto check, a key-set fetch, or a forward that
+/// `LOG_REQUESTS=all` logs with the origin's status) go through [`answer_later`].
+#[wasm_bindgen]
+pub fn fetch(request: web_sys::Request, env: Env, _context: JsValue) -> JsValue {
+    let incoming = match Incoming::read(&request, &env) {
+        Ok(incoming) => incoming,
+        Err(detail) => return internal_error(&detail),
+    };
+    match answer_now(&incoming, &request) {
+        Some(answer) => answer.unwrap_or_else(|detail| internal_error(&detail)),
+        None => future_to_promise(async move {
+            let response = answer_later(&incoming, &request, &env).await;
+            Ok(response.map(JsValue::from).unwrap_or_else(|detail| internal_error(&detail)))
+        })
+        .into(),
+    }
+}
 
-    let config = config_for_isolate(&env);
-    let config = match config.as_ref() {
+/// The facts every request reads before the decision.
+struct Incoming {
+    facts: IncomingFacts,
+    url: Url,
+    host: String,
+    config: Rc<Result<Config, ConfigError>>,
+}
+
+impl Incoming {
+    fn read(request: &web_sys::Request, env: &Env) -> Result<Incoming, String> {
+        let facts = IncomingFacts::read(request).ok_or("the runtime gave no request URL, method or time")?;
+        let url = Url::parse(&facts.url).map_err(|error| format!("request URL: {error}"))?;
+        let host = url.host_str().unwrap_or("tollgate").to_string();
+        Ok(Incoming { facts, url, host, config: config_for_isolate(env) })
+    }
+
+    fn now(&self) -> u64 {
+        self.facts.now_ms / 1000
+    }
+
+    fn is_head(&self) -> bool {
+        self.facts.method == "HEAD"
+    }
+
+    fn log(&self) -> RequestLog<'_> {
+        RequestLog::new(&self.facts.method, self.url.path())
+    }
+
+    fn request_facts(&self) -> RequestFacts<'_> {
+        RequestFacts {
+            method: &self.facts.method,
+            path: self.url.path(),
+            query: self.url.query(),
+            authorization: self.facts.authorization.as_deref(),
+            is_cors_preflight: self.facts.is_cors_preflight,
+        }
+    }
+
+    /// Returns the configuration, or the denial for a gateway whose bindings are invalid.
+    fn config(&self) -> Result<&Config, (Denial, String)> {
+        match self.config.as_ref() {
+            Ok(config) => Ok(config),
+            Err(error) => Err((Denial::Misconfigured, error.to_string())),
+        }
+    }
+
+    fn context<'a>(&'a self, config: Option<&'a Config>) -> RenderContext<'a> {
+        RenderContext {
+            realm: config.and_then(|config| config.realm.as_deref()).unwrap_or(&self.host),
+            upgrade_url: config.and_then(|config| config.upgrade_url.as_deref()),
+            head: self.is_head(),
+        }
+    }
+}
+
+/// Decides without awaiting anything, or returns `None` when the request needs to.
+fn answer_now(incoming: &Incoming, request: &web_sys::Request) -> Option<Result<JsValue, String>> {
+    let config = match incoming.config() {
         Ok(config) => config,
-        Err(error) => {
-            let detail = error.to_string();
-            log.detail = Some(&detail);
-            let context = RenderContext { realm: &host, upgrade_url: None, head };
-            return finish_denial(&Denial::Misconfigured, &context, log);
+        Err((denial, detail)) => {
+            let mut log = incoming.log();
+            log.detail = Some(Cow::Borrowed(&detail));
+            return Some(deny(&denial, &incoming.context(None), log, LogRequests::All).map(JsValue::from));
         }
     };
-    key_fetch::discover(config, now).await;
-    if let Some(detail) = key_fetch::discovery_error() {
-        log.detail = Some(&detail);
-        let context = RenderContext { realm: &host, upgrade_url: None, head };
-        return finish_denial(&Denial::Misconfigured, &context, log);
+    let now = incoming.now();
+    if key_fetch::discovery_due(config, now) {
+        return None;
     }
-    let realm = config.realm.as_deref().unwrap_or(&host);
-    let context = RenderContext { realm, upgrade_url: config.upgrade_url.as_deref(), head };
+    let context = incoming.context(Some(config));
+    if let Some(detail) = key_fetch::discovery_error() {
+        let mut log = incoming.log();
+        log.detail = Some(Cow::Borrowed(&detail));
+        return Some(deny(&Denial::Misconfigured, &context, log, config.log_requests).map(JsValue::from));
+    }
 
-    let headers = request.headers();
-    let authorization = headers.get("authorization")?;
-    let is_cors_preflight =
-        method == "OPTIONS" && headers.has("origin")? && headers.has("access-control-request-method")?;
-    let facts = RequestFacts {
-        method: &method,
-        path: url.path(),
-        query: url.query(),
-        authorization: authorization.as_deref(),
-        is_cors_preflight,
+    let mut log = incoming.log();
+    let decision = match key_fetch::admit_now(config, &incoming.request_facts(), now)? {
+        Admission::Deny(denial) => Decision::Deny(denial),
+        Admission::FetchKeys(_) => return None,
+        Admission::Forward(forward) => Decision::Forward(forward),
+        Admission::LookUp(caller) => {
+            let lookup = cached_record(config, &caller.record_key, incoming.facts.now_ms)?;
+            log.kid = caller.token.kid.clone().map(Cow::Owned);
+            log.route = Some(Cow::Owned(caller.route.clone()));
+            log.record = Some(RecordSource::Cache);
+            decision::entitle(config, caller, lookup, now)
+        }
     };
-
-    let mut kid = None;
-    let mut route = None;
-    let mut read_detail = None;
-    let (admission, _) = key_fetch::admit(config, &facts, now).await;
-    if let Some(detail) = key_fetch::discovery_error() {
-        log.detail = Some(&detail);
-        return finish_denial(&Denial::Misconfigured, &context, log);
+    match decision {
+        Decision::Deny(denial) => {
+            if let Denial::RequirePayment { plan, .. } = &denial {
+                log.plan = Some(Cow::Owned(plan.clone()));
+            }
+            Some(deny(&denial, &context, log, config.log_requests).map(JsValue::from))
+        }
+        // The line of a forwarded request carries the origin's status: wait for it.
+        Decision::Forward(_) if config.log_requests.wants("forward", 0) => None,
+        Decision::Forward(forward) => {
+            log.route = Some(Cow::Owned(forward.route.clone()));
+            log.plan = forward.identity.as_ref().map(|identity| Cow::Owned(identity.plan.clone()));
+            let failure = OriginFailure { log: log.into_owned(), head: incoming.is_head(), level: config.log_requests };
+            let on_error = Closure::once_into_js(move |error: JsValue| failure.answer(describe(error)));
+            Some(send_to_origin(request, config, incoming, &forward, &on_error).map(JsValue::from))
+        }
     }
+}
+
+/// Decides a request that needs to await: discovery, a key-set fetch, a WebCrypto
+/// check, a KV read, or an origin status for the log.
+async fn answer_later(incoming: &Incoming, request: &web_sys::Request, env: &Env) -> Result<web_sys::Response, String> {
+    let config = match incoming.config() {
+        Ok(config) => config,
+        Err((denial, detail)) => {
+            let mut log = incoming.log();
+            log.detail = Some(Cow::Borrowed(&detail));
+            return deny(&denial, &incoming.context(None), log, LogRequests::All);
+        }
+    };
+    let now = incoming.now();
+    let level = config.log_requests;
+    key_fetch::discover(config, now).await;
+    let context = incoming.context(Some(config));
+    let (admission, _) = key_fetch::admit(config, &incoming.request_facts(), now).await;
+    if let Some(detail) = key_fetch::discovery_error() {
+        let mut log = incoming.log();
+        log.detail = Some(Cow::Borrowed(&detail));
+        return deny(&Denial::Misconfigured, &context, log, level);
+    }
+
+    let mut log = incoming.log();
+    let mut read_detail = None;
     let decision = match admission {
         Admission::Deny(denial) => Decision::Deny(denial),
         Admission::FetchKeys(_) => Decision::Deny(Denial::KeysUnavailable),
         Admission::Forward(forward) => Decision::Forward(forward),
         Admission::LookUp(caller) => {
-            kid = caller.token.kid.clone();
-            route = Some(caller.route.clone());
-            let read = look_up_record(&env, config, &caller, now_ms).await;
+            log.kid = caller.token.kid.clone().map(Cow::Owned);
+            log.route = Some(Cow::Owned(caller.route.clone()));
+            let read = look_up_record(env, config, &caller, incoming.facts.now_ms).await;
             log.record = read.source;
             read_detail = read.detail;
             decision::entitle(config, caller, read.lookup, now)
         }
     };
-    log.kid = kid.as_deref();
-    log.route = route.as_deref();
-    log.detail = read_detail.as_deref();
+    log.detail = read_detail.as_deref().map(Cow::Borrowed);
 
     let forward = match &decision {
         Decision::Deny(denial) => {
             if let Denial::RequirePayment { plan, .. } = denial {
-                log.plan = Some(plan);
+                log.plan = Some(Cow::Borrowed(plan));
             }
-            return finish_denial(denial, &context, log);
+            return deny(denial, &context, log, level);
         }
         Decision::Forward(forward) => forward,
     };
-    log.route = Some(&forward.route);
-    log.plan = forward.identity.as_ref().map(|identity| identity.plan.as_str());
-    match send_to_origin(&request, config, &url, &method, forward).await {
+    log.route = Some(Cow::Borrowed(&forward.route));
+    log.plan = forward.identity.as_ref().map(|identity| Cow::Borrowed(identity.plan.as_str()));
+    let sent = send_to_origin(request, config, incoming, forward, &JsValue::UNDEFINED)?;
+    match JsFuture::from(sent).await.and_then(|response| response.dyn_into::<web_sys::Response>()) {
         Ok(response) => {
             log.decision = "forward";
-            log.status = response.status_code();
+            log.status = response.status();
             log.reason = "allowed";
-            console_log!("{}", log.to_json());
+            if level.wants(log.decision, log.status) {
+                console_log!("{}", log.to_json());
+            }
             Ok(response)
         }
-        Err(reason) => {
-            log.detail = Some(&reason);
-            finish_denial(&Denial::OriginUnreachable, &context, log)
+        Err(error) => {
+            let reason = describe(error);
+            log.detail = Some(Cow::Borrowed(&reason));
+            deny(&Denial::OriginUnreachable, &context, log, level)
         }
     }
 }
 
-fn finish_denial(denial: &Denial, context: &RenderContext<'_>, mut log: RequestLog<'_>) -> worker::Result<Response> {
-    let response = reply(denial, context);
-    log.decision = "deny";
-    log.reason = denial.code();
-    log.status = response.as_ref().map(Response::status_code).unwrap_or(500);
-    console_log!("{}", log.to_json());
-    response
+/// The log line and request details kept to build the 502 when the origin of a
+/// forwarded request cannot be reached.
+struct OriginFailure {
+    log: RequestLog<'static>,
+    head: bool,
+    level: LogRequests,
 }
 
-fn reply(denial: &Denial, context: &RenderContext<'_>) -> worker::Result<Response> {
+impl OriginFailure {
+    fn answer(mut self, reason: String) -> JsValue {
+        self.log.detail = Some(Cow::Owned(reason));
+        // The 502 problem names no realm and no upgrade URL.
+        let context = RenderContext { realm: "", upgrade_url: None, head: self.head };
+        deny(&Denial::OriginUnreachable, &context, self.log, self.level)
+            .map(JsValue::from)
+            .unwrap_or_else(|detail| internal_error(&detail))
+    }
+}
+
+/// Renders a denial, writes its log line when `level` wants it, and builds the response.
+fn deny(
+    denial: &Denial,
+    context: &RenderContext<'_>,
+    mut log: RequestLog<'_>,
+    level: LogRequests,
+) -> Result<web_sys::Response, String> {
     let reply = problem::render(denial, context);
-    let headers = worker::Headers::new();
-    for (name, value) in &reply.headers {
-        headers.append(name, value)?;
+    log.decision = "deny";
+    log.reason = denial.code();
+    log.status = reply.status;
+    if level.wants(log.decision, log.status) {
+        console_log!("{}", log.to_json());
     }
-    let builder = ResponseBuilder::new().with_status(reply.status).with_headers(headers);
-    if context.head {
-        return Ok(builder.empty());
-    }
-    Ok(builder.fixed(reply.body))
+    // The body is JSON that serde_json wrote, so it is UTF-8.
+    let body = (!context.head).then(|| String::from_utf8_lossy(&reply.body));
+    boundary::respond(reply.status, &reply.headers, body.as_deref())
+}
+
+/// Builds a 500 for a fault of the gateway's own, which no configuration explains.
+fn internal_error(detail: &str) -> JsValue {
+    console_error!("{}", serde_json::json!({ "event": "internal_error", "detail": detail }));
+    let body = r#"{"type":"urn:tollgate:problem:internal-error","title":"Internal error","status":500}"#;
+    let headers = [("content-type", "application/problem+json".to_string()), ("cache-control", "no-store".to_string())];
+    boundary::respond(500, &headers, Some(body)).map(JsValue::from).unwrap_or(JsValue::NULL)
 }
 
 /// Parses the bindings on the first request of the isolate and keeps the result.
@@ -196,16 +335,23 @@ impl RecordRead {
     }
 }
 
+/// Returns the caller's record from the isolate cache, or `None` when the cache has no
+/// fresh entry for it.
+fn cached_record(config: &Config, key: &str, now_ms: u64) -> Option<RecordLookup> {
+    let ttl_ms = config.entitlement_cache_seconds * 1000;
+    if ttl_ms == 0 {
+        return None;
+    }
+    let record = RECORDS.with(|cache| cache.borrow().get(key, now_ms, ttl_ms).cloned())?;
+    Some(record.map_or(RecordLookup::Missing, RecordLookup::Found))
+}
+
 /// Reads the caller's record, from the isolate cache when it is fresh enough.
 async fn look_up_record(env: &Env, config: &Config, caller: &Caller, now_ms: u64) -> RecordRead {
     let ttl_ms = config.entitlement_cache_seconds * 1000;
     let key = &caller.record_key;
-    if ttl_ms > 0 {
-        let cached = RECORDS.with(|cache| cache.borrow().get(key, now_ms, ttl_ms).cloned());
-        if let Some(record) = cached {
-            let lookup = record.map_or(RecordLookup::Missing, RecordLookup::Found);
-            return RecordRead::new(lookup, Some(RecordSource::Cache), None);
-        }
+    if let Some(lookup) = cached_record(config, key, now_ms) {
+        return RecordRead::new(lookup, Some(RecordSource::Cache), None);
     }
 
     let store = match env.kv(STORE_BINDING) {
@@ -239,51 +385,24 @@ async fn look_up_record(env: &Env, config: &Config, caller: &Caller, now_ms: u64
     RecordRead::new(lookup, Some(RecordSource::Store), None)
 }
 
-/// Sends the checked request to the origin, body streamed, redirects not followed, and
-/// returns the origin's response with its headers filtered. `Err` carries the reason
-/// for the log when the origin cannot be reached.
-async fn send_to_origin(
-    request: &Request,
+/// Starts the origin fetch of the checked request: body streamed, redirects not
+/// followed. The promise settles with the response for the client (see
+/// `boundary.js`), or with what `on_error` returns if the origin cannot be reached.
+fn send_to_origin(
+    request: &web_sys::Request,
     config: &Config,
-    url: &worker::Url,
-    method: &str,
+    incoming: &Incoming,
     forward: &Forward,
-) -> Result<Response, String> {
-    let request_origin = url.origin().ascii_serialization();
+    on_error: &JsValue,
+) -> Result<Promise, String> {
+    let request_origin = incoming.url.origin().ascii_serialization();
     let target = forward::origin_url(config.origin.as_ref(), &request_origin, forward);
-
-    let incoming: Vec<(String, String)> = request.headers().entries().collect();
-    let outgoing = forward::request_headers(&incoming, forward);
-    let headers = worker::Headers::new();
-    for (name, value) in &outgoing {
-        headers.append(name, value).map_err(|error| error.to_string())?;
-    }
-
-    let init = web_sys::RequestInit::new();
-    init.set_method(method);
-    init.set_headers(&headers.0);
-    init.set_redirect(web_sys::RequestRedirect::Manual);
+    let names = HeaderNames::read(&request.headers());
+    let changes = forward::request_changes(&names.names, names.connection(), forward);
     // NOTE: a body sent with GET or HEAD is not forwarded: the Fetch API rejects one.
-    if method != "GET" && method != "HEAD" {
-        if let Some(body) = request.inner().body() {
-            init.set_body(&body);
-        }
-    }
-    let outbound = web_sys::Request::new_with_str_and_init(&target, &init).map_err(describe)?;
-
-    let response = worker::Fetch::Request(Request::from(outbound)).send().await.map_err(|error| error.to_string())?;
-    let response: web_sys::Response = response.into();
-
-    let origin_headers: Vec<(String, String)> = worker::Headers(response.headers()).entries().collect();
-    let client_headers = worker::Headers::new();
-    for (name, value) in forward::response_headers(&origin_headers) {
-        client_headers.append(&name, &value).map_err(|error| error.to_string())?;
-    }
-    let builder = ResponseBuilder::new().with_status(response.status()).with_headers(client_headers);
-    Ok(match response.body() {
-        Some(body) => builder.stream(body),
-        None => builder.empty(),
-    })
+    let method = incoming.facts.method.as_str();
+    let with_body = method != "GET" && method != "HEAD";
+    boundary::fetch_origin(request, &target, method, &changes, with_body, on_error)
 }
 
 fn describe(error: JsValue) -> String {

@@ -51,7 +51,7 @@ pub struct JwksSettings {
 
 /// Checks that a key set or discovery URL is `https://`, or `http://` to this machine.
 pub fn check_url(value: &str) -> Result<Url, String> {
-    let url = Url::parse(value.trim()).map_err(|_| format!("{value:?} is not an absolute URL"))?;
+    let url = crate::config::absolute_url(value).map_err(|reason| format!("{value:?} {reason}"))?;
     let local = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
     match url.scheme() {
         "https" => {}

@@ -1165,10 +1165,6 @@ fn challenge_long_basic_value_no_error() {
     assert!(!challenge.contains("error="), "{} {challenge}", reply.status);
 }
 
-/// A lone `Bearer` gets `invalid_token`, so a `Bearer` without token beside another
-/// credential must not get the bare challenge of a request without credentials.
-
-
 /// A `Bearer` element without a token inside a list of credentials counts as no
 /// credentials, like any other unusable scheme: 401 without `error`.
 #[test]

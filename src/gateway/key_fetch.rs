@@ -39,19 +39,45 @@ pub fn discovery_error() -> Option<String> {
 /// every request closed, not only those with a token.
 pub async fn discover(config: &Config, now: u64) {
     let Some(settings) = &config.jwks else { return };
-    if !matches!(settings.location, KeySetLocation::Discovery { .. }) {
-        return;
-    }
-    let due = KEY_SETS.with(|state| {
-        let state = state.borrow();
-        let cooled = state.last_failure.is_none_or(|at| now >= at.saturating_add(settings.cooldown_seconds));
-        state.jwks_url.is_none() && state.discovery_error.is_none() && cooled
-    });
-    if due {
+    if discovery_due(config, now) {
         if let Err((url, detail)) = key_set_url(settings).await {
             KEY_SETS.with(|state| state.borrow_mut().fail(now));
             log_fetch(&url, FetchReason::Initial, "failed", &detail);
         }
+    }
+}
+
+/// Tells whether [`discover`] has work to do for this request (it then needs to await).
+pub fn discovery_due(config: &Config, now: u64) -> bool {
+    let Some(settings) = &config.jwks else { return false };
+    if !matches!(settings.location, KeySetLocation::Discovery { .. }) {
+        return false;
+    }
+    KEY_SETS.with(|state| {
+        let state = state.borrow();
+        let cooled = state.last_failure.is_none_or(|at| now >= at.saturating_add(settings.cooldown_seconds));
+        state.jwks_url.is_none() && state.discovery_error.is_none() && cooled
+    })
+}
+
+/// Returns the admission when it needs no fetch and no WebCrypto check: a verified-token
+/// cache hit, an HMAC token, or a denial found before the signature. `None` means it
+/// needs one, and then [`admit`] does the whole work.
+pub fn admit_now(config: &Config, facts: &RequestFacts<'_>, now: u64) -> Option<Admission> {
+    let step = TOKENS.with(|tokens| {
+        let mut tokens = tokens.borrow_mut();
+        match &config.jwks {
+            None => decision::admit_or_defer(config, facts, RemoteKeys::NotConfigured, Some(&mut tokens), now),
+            Some(settings) => KEY_SETS.with(|state| {
+                let state = state.borrow();
+                let view = state.view(settings, now, false);
+                decision::admit_or_defer(config, facts, view, Some(&mut tokens), now)
+            }),
+        }
+    });
+    match step {
+        AdmissionStep::Admit(Admission::FetchKeys(_)) | AdmissionStep::VerifySignature(_) => None,
+        AdmissionStep::Admit(admission) => Some(admission),
     }
 }
 

@@ -2,7 +2,9 @@
 // shape of every response the gateway makes itself.
 
 import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
 import { after, before, beforeEach, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 
 import { STARTUP_TIMEOUT_MS, createFixture } from "./support/fixture.mjs";
 import {
@@ -20,12 +22,42 @@ const INVALID_CONFIGURATIONS = {
   "routes-not-json": { ROUTES: "[{\"path\": \"/v1/*\"" },
   "missing-routes": { ROUTES: undefined },
   "cache-seconds-below-30": { ENTITLEMENT_CACHE_SECONDS: "10" },
+  "log-requests-unknown": { LOG_REQUESTS: "verbose" },
 };
+
+/** How long to wait for a request's log line: it reaches wrangler's output after the response. */
+const LOG_WAIT_MS = 5_000;
+
+/** A path under /v1/reports/ that no other request uses, to find its log line. */
+function uniquePath() {
+  return `/v1/reports/log-${randomUUID()}`;
+}
+
+/** The worker's per-request log lines for `path`, parsed. */
+function requestLogLines(worker, path) {
+  return worker
+    .output()
+    .split("\n")
+    .filter((line) => line.startsWith("{") && line.includes('"decision"'))
+    .map((line) => JSON.parse(line))
+    .filter((line) => line.path === path);
+}
+
+/** Waits for the log line of `path` and returns it. */
+async function waitForRequestLogLine(worker, path) {
+  const deadline = Date.now() + LOG_WAIT_MS;
+  while (requestLogLines(worker, path).length === 0 && Date.now() < deadline) await sleep(50);
+  const lines = requestLogLines(worker, path);
+  assert.equal(lines.length, 1, `expected one log line for ${path} within ${LOG_WAIT_MS} ms:\n${worker.output()}`);
+  return lines[0];
+}
 
 let fixture;
 let standard;
 let unreachableOrigin;
 let customRealm;
+let logAll;
+let logErrors;
 const misconfigured = {};
 
 before(async () => {
@@ -39,6 +71,10 @@ before(async () => {
     fixture
       .startWorker({ name: "custom-realm", vars: { AUTH_REALM: "api.example" } })
       .then((worker) => (customRealm = worker)),
+    fixture.startWorker({ name: "log-all", vars: { LOG_REQUESTS: "all" } }).then((worker) => (logAll = worker)),
+    fixture
+      .startWorker({ name: "log-errors", vars: { LOG_REQUESTS: "errors", ORIGIN_URL: closedOriginUrl } })
+      .then((worker) => (logErrors = worker)),
     ...Object.entries(INVALID_CONFIGURATIONS).map(([name, vars]) =>
       fixture.startWorker({ name, vars }).then((worker) => (misconfigured[name] = worker)),
     ),
@@ -145,5 +181,61 @@ describe("gateway responses", () => {
 
     assertProblem(response, 401);
     assert.equal(response.headers.get("www-authenticate"), 'Bearer realm="api.example"');
+  });
+});
+
+describe("LOG_REQUESTS", () => {
+  // Lines reach the output in request order, so once a later request's line is there,
+  // an earlier request that has no line got none.
+
+  test("default logs denials, not forwarded requests", async () => {
+    const forwardedPath = uniquePath();
+    const deniedPath = uniquePath();
+
+    assert.equal((await send(standard, forwardedPath, { token: fixture.token({ sub: "user-pro" }) })).status, 200);
+    assertProblem(await send(standard, deniedPath), 401);
+
+    const denied = await waitForRequestLogLine(standard, deniedPath);
+    assert.equal(denied.decision, "deny");
+    assert.equal(denied.reason, "credentials_missing");
+    assert.deepEqual(requestLogLines(standard, forwardedPath), [], "a forwarded request was logged");
+  });
+
+  test("all logs forwarded requests too", async () => {
+    const forwardedPath = uniquePath();
+
+    assert.equal((await send(logAll, forwardedPath, { token: fixture.token({ sub: "user-pro" }) })).status, 200);
+
+    const forwarded = await waitForRequestLogLine(logAll, forwardedPath);
+    assert.equal(forwarded.decision, "forward");
+    assert.equal(forwarded.status, 200);
+    assert.equal(forwarded.plan, "pro");
+  });
+
+  test("errors logs only 5xx answers", async () => {
+    const deniedPath = uniquePath();
+    const failedPath = uniquePath();
+
+    assertProblem(await send(logErrors, deniedPath), 401);
+    assertProblem(await send(logErrors, failedPath, { token: fixture.token({ sub: "user-pro" }) }), 502);
+
+    const failed = await waitForRequestLogLine(logErrors, failedPath);
+    assert.equal(failed.reason, "origin_unreachable");
+    assert.ok(failed.detail, `the line says why the origin failed: ${JSON.stringify(failed)}`);
+    assert.deepEqual(requestLogLines(logErrors, deniedPath), [], "a 401 was logged");
+  });
+
+  test("a public route whose origin fails is logged with the reason", async () => {
+    // A public route is decided without awaiting anything, so its origin failure is
+    // answered from the fetch promise itself rather than from an awaiting handler.
+    const path = `/public/log-${randomUUID()}`;
+
+    assertProblem(await send(logErrors, path), 502);
+
+    const failed = await waitForRequestLogLine(logErrors, path);
+    assert.equal(failed.status, 502);
+    assert.equal(failed.reason, "origin_unreachable");
+    assert.equal(failed.route, "/public/*");
+    assert.ok(failed.detail, `the line says why the origin failed: ${JSON.stringify(failed)}`);
   });
 });

@@ -128,6 +128,32 @@ describe("entitled requests", () => {
   });
 });
 
+describe("origin response headers", () => {
+  // workerd removes hop-by-hop fields (Connection, Keep-Alive and those Connection
+  // names) on both sides before the Worker sees them, so the gateway's own filter is
+  // covered by the unit tests in src/forward.rs, not here.
+  test("every origin field reaches the client, repeated Set-Cookie included", async () => {
+    const token = fixture.token({ sub: "user-pro" });
+    fixture.origin.respondWith(() => ({
+      status: 200,
+      headers: {
+        "content-type": "text/plain",
+        "x-origin-kept": "1",
+        "set-cookie": ["a=1; Path=/", "b=2; Path=/"],
+      },
+      body: "ok",
+    }));
+
+    const response = await send(worker, "/v1/reports/x", { token });
+
+    assert.equal(response.status, 200, describeResponse(response));
+    assert.equal(response.text, "ok");
+    assert.equal(response.headers.get("x-origin-kept"), "1", describeResponse(response));
+    assert.deepEqual(response.headers.getSetCookie(), ["a=1; Path=/", "b=2; Path=/"]);
+    assert.equal(response.headers.get("cache-control"), "private", describeResponse(response));
+  });
+});
+
 describe("response caching headers", () => {
   test("origin without Cache-Control gets private", async () => {
     const token = fixture.token({ sub: "user-pro" });

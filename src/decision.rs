@@ -337,9 +337,15 @@ pub fn resume(
     cache: Option<&mut TokenCache>,
     now: u64,
 ) -> Admission {
+    let mut cache = cache;
     let verified = match token::finish(&pending.check, signature_valid, config, now) {
         Ok(verified) => verified,
-        Err(error) => return Admission::Deny(Denial::from_token(error)),
+        Err(error) => {
+            if let (TokenError::InvalidSignature, Some(cache)) = (error, cache.as_deref_mut()) {
+                cache.reject_key(pending.cache_key, now);
+            }
+            return Admission::Deny(Denial::from_token(error));
+        }
     };
     if let Some(cache) = cache {
         cache.insert_key(pending.cache_key, verified.clone(), now);
@@ -417,6 +423,10 @@ fn verify_cached(
     let Some(cache) = cache else {
         return verify(remote);
     };
+    let key = token_cache::token_key(token);
+    if cache.is_rejected(&key, now) {
+        return Err(TokenFailure::Invalid(TokenError::InvalidSignature));
+    }
     if let Some(result) = cache.get(token, now, config.clock_skew) {
         // A token checked with a provider key is served from the cache only while
         // that key is in a fresh key set, so refreshes and rotations still apply.
@@ -431,8 +441,15 @@ fn verify_cached(
             return result.map_err(TokenFailure::Invalid);
         }
     }
-    let verified = verify(remote)?;
-    cache.insert(token, verified.clone(), now);
+    let verified = match verify(remote) {
+        Ok(verified) => verified,
+        Err(TokenFailure::Invalid(TokenError::InvalidSignature)) => {
+            cache.reject_key(key, now);
+            return Err(TokenFailure::Invalid(TokenError::InvalidSignature));
+        }
+        Err(failure) => return Err(failure),
+    };
+    cache.insert_key(key, verified.clone(), now);
     Ok(verified)
 }
 

@@ -1,10 +1,14 @@
-//! An isolate cache of verified tokens, so a token seen again skips its signature.
+//! An isolate cache of verified tokens, so a token seen again skips its signature, and
+//! of tokens whose signature did not verify, so a rejected token sent again is
+//! rejected without another signature check.
 //!
 //! Entries are keyed by the SHA-256 of the whole token, so a different token can never
 //! hit another's entry. A hit still checks `exp` and `nbf` against the request time
 //! with the configured clock skew. An entry lives at most [`TTL_SECONDS`], so a key
 //! removed from the provider's set stops being trusted through the cache soon after,
-//! and the map contains at most [`MAX_ENTRIES`] entries.
+//! and the map contains at most [`MAX_ENTRIES`] entries. Rejections live in a map of
+//! their own, at most [`MAX_ENTRIES`] for at most [`REJECTED_TTL_SECONDS`], so a flood
+//! of bad tokens cannot push verified tokens out.
 
 use std::collections::HashMap;
 
@@ -17,9 +21,16 @@ pub const MAX_ENTRIES: usize = 10_000;
 /// The longest time a verified token is served from the cache, in seconds.
 pub const TTL_SECONDS: u64 = 300;
 
+/// The maximum time a token whose signature did not verify is rejected from the cache,
+/// in seconds. The verdict only changes if the provider reuses a `kid` for a new key,
+/// and then the cache rejects (fails closed) for at most this long.
+pub const REJECTED_TTL_SECONDS: u64 = 60;
+
 #[derive(Debug, Default)]
 pub struct TokenCache {
     entries: HashMap<[u8; 32], (VerifiedToken, u64)>,
+    /// Tokens whose signature did not verify, with the time of the check.
+    rejected: HashMap<[u8; 32], u64>,
 }
 
 /// The cache key of a token: its SHA-256.
@@ -56,8 +67,27 @@ impl TokenCache {
         });
     }
 
+    /// Tells whether the token with this [`token_key`] failed its signature check less
+    /// than [`REJECTED_TTL_SECONDS`] before `now`.
+    pub fn is_rejected(&self, key: &[u8; 32], now: u64) -> bool {
+        self.rejected.get(key).is_some_and(|checked_at| now < checked_at.saturating_add(REJECTED_TTL_SECONDS))
+    }
+
+    /// Stores that the token with this [`token_key`] failed its signature check at `now`.
+    pub fn reject_key(&mut self, key: [u8; 32], now: u64) {
+        insert_bounded(&mut self.rejected, MAX_ENTRIES, key, now, |checked_at| {
+            now < checked_at.saturating_add(REJECTED_TTL_SECONDS)
+        });
+    }
+
+    /// Returns the number of verified tokens.
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Returns the number of rejected tokens.
+    pub fn rejected_len(&self) -> usize {
+        self.rejected.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -110,6 +140,26 @@ mod tests {
         cache.insert("token-a", verified(99_999, None), 1_000);
         assert!(cache.get("token-a", 1_000 + TTL_SECONDS - 1, 60).is_some());
         assert_eq!(cache.get("token-a", 1_000 + TTL_SECONDS, 60), None);
+    }
+
+    #[test]
+    fn rejected_token_expires_after_ttl() {
+        let mut cache = TokenCache::default();
+        cache.reject_key(token_key("token-a"), 1_000);
+        assert!(cache.is_rejected(&token_key("token-a"), 1_000 + REJECTED_TTL_SECONDS - 1));
+        assert!(!cache.is_rejected(&token_key("token-a"), 1_000 + REJECTED_TTL_SECONDS));
+        assert!(!cache.is_rejected(&token_key("token-b"), 1_000));
+    }
+
+    #[test]
+    fn rejected_flood_keeps_verified_tokens() {
+        let mut cache = TokenCache::default();
+        cache.insert("token-good", verified(99_999, None), 1_000);
+        for index in 0..MAX_ENTRIES + 10 {
+            cache.reject_key(token_key(&format!("token-bad-{index}")), 1_000);
+        }
+        assert!(cache.rejected_len() <= MAX_ENTRIES);
+        assert!(cache.get("token-good", 1_000, 60).is_some());
     }
 
     #[test]

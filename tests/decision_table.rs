@@ -447,6 +447,11 @@ fn record_error_kept_for_operator() {
     assert_problem(&deny(&Case::get("/v1/basic/x").bearer(&valid()), lookup), 500);
 }
 
+/// A `GET /v1/basic/x` with this `Authorization` value.
+fn basic_get(authorization: &str) -> RequestFacts<'_> {
+    RequestFacts { method: "GET", path: "/v1/basic/x", query: None, authorization: Some(authorization), is_cors_preflight: false }
+}
+
 #[test]
 fn token_cache_hit_rechecks_expiry() {
     use tollgate::decision::admit_cached;
@@ -455,13 +460,7 @@ fn token_cache_hit_rechecks_expiry() {
 
     let config = config();
     let authorization = format!("Bearer {}", valid());
-    let facts = RequestFacts {
-        method: "GET",
-        path: "/v1/basic/x",
-        query: None,
-        authorization: Some(&authorization),
-        is_cors_preflight: false,
-    };
+    let facts = basic_get(&authorization);
     let mut cache = TokenCache::default();
 
     let first = admit_cached(&config, &facts, RemoteKeys::NotConfigured, Some(&mut cache), NOW);
@@ -476,4 +475,58 @@ fn token_cache_hit_rechecks_expiry() {
         Admission::Deny(Denial::InvalidToken { code, .. }) => assert_eq!(code, "token_expired"),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn token_cache_remembers_bad_signature() {
+    use tollgate::decision::admit_cached;
+    use tollgate::jwks::RemoteKeys;
+    use tollgate::token_cache::TokenCache;
+
+    let config = config();
+    let authorization = format!("Bearer {}", sign("ES256", Some("es-1"), &claims("user-pro"), true));
+    let facts = basic_get(&authorization);
+    let mut cache = TokenCache::default();
+
+    let first = admit_cached(&config, &facts, RemoteKeys::NotConfigured, Some(&mut cache), NOW);
+    match &first {
+        Admission::Deny(Denial::InvalidToken { code, .. }) => assert_eq!(*code, "token_signature_invalid"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(cache.rejected_len(), 1);
+    assert_eq!(cache.len(), 0);
+
+    let again = admit_cached(&config, &facts, RemoteKeys::NotConfigured, Some(&mut cache), NOW + 1);
+    assert_eq!(again, first);
+}
+
+#[test]
+fn deferred_bad_signature_not_checked_twice() {
+    use tollgate::decision::{admit_or_defer, resume, AdmissionStep};
+    use tollgate::jwks::RemoteKeys;
+    use tollgate::token_cache::TokenCache;
+
+    let config = config();
+    let authorization = format!("Bearer {}", sign("ES256", Some("es-1"), &claims("user-pro"), true));
+    let facts = basic_get(&authorization);
+    let mut cache = TokenCache::default();
+
+    let pending = match admit_or_defer(&config, &facts, RemoteKeys::NotConfigured, Some(&mut cache), NOW) {
+        AdmissionStep::VerifySignature(pending) => pending,
+        other => panic!("an ES256 token must wait for its signature check: {other:?}"),
+    };
+    let verdict = resume(&config, pending, false, Some(&mut cache), NOW);
+    assert!(matches!(verdict, Admission::Deny(Denial::InvalidToken { .. })), "{verdict:?}");
+
+    // The same token again is rejected before any signature check.
+    match admit_or_defer(&config, &facts, RemoteKeys::NotConfigured, Some(&mut cache), NOW + 1) {
+        AdmissionStep::Admit(admission) => assert_eq!(admission, verdict),
+        other => panic!("the rejected token was sent to WebCrypto again: {other:?}"),
+    }
+    // Past the rejection's time to live, the signature is checked again.
+    let later = NOW + tollgate::token_cache::REJECTED_TTL_SECONDS;
+    assert!(matches!(
+        admit_or_defer(&config, &facts, RemoteKeys::NotConfigured, Some(&mut cache), later),
+        AdmissionStep::VerifySignature(_)
+    ));
 }

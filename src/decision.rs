@@ -427,7 +427,7 @@ fn verify_cached(
     if cache.is_rejected(&key, now) {
         return Err(TokenFailure::Invalid(TokenError::InvalidSignature));
     }
-    if let Some(result) = cache.get(token, now, config.clock_skew) {
+    if let Some(result) = cache.get_key(&key, now, config.clock_skew) {
         // A token checked with a provider key is served from the cache only while
         // that key is in a fresh key set, so refreshes and rotations still apply.
         let trusted = match &result {

@@ -42,7 +42,12 @@ impl TokenCache {
     /// Returns the cached result for `token` at `now`: `None` on a miss, else the
     /// token again checked for `exp` and `nbf` with `clock_skew` seconds of leeway.
     pub fn get(&self, token: &str, now: u64, clock_skew: u64) -> Option<Result<VerifiedToken, TokenError>> {
-        let (verified, stored_at) = self.entries.get(&token_key(token))?;
+        self.get_key(&token_key(token), now, clock_skew)
+    }
+
+    /// Like [`TokenCache::get`], for a token given by its [`token_key`].
+    pub fn get_key(&self, key: &[u8; 32], now: u64, clock_skew: u64) -> Option<Result<VerifiedToken, TokenError>> {
+        let (verified, stored_at) = self.entries.get(key)?;
         if now >= stored_at.saturating_add(TTL_SECONDS) {
             return None;
         }

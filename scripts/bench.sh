@@ -2,7 +2,8 @@
 # Benchmarks Tollgate side by side with the same job written with the `jose` library
 # (bench/jose-worker/) and with a forward-only Worker (bench/forward-worker/), each in
 # its own local workerd with the same bindings, local KV records and origin. Prints a
-# Markdown report and writes it to BENCHMARKS.md (replacing the file).
+# Markdown report and writes it to BENCHMARKS.md, replacing all but the sections kept
+# by hand at its end.
 #
 # It runs scripts/setup.sh and scripts/build.sh first. All traffic stays on 127.0.0.1.
 # On a 2-core machine the default run took 7.5 minutes and --quick 70 seconds.
@@ -53,13 +54,22 @@ BENCH_STARTED_AT_MS="$(date +%s%3N)"
 export BENCH_STARTED_AT_MS
 export BENCH_COMMAND="scripts/bench.sh${*:+ $*}"
 
+# BENCHMARKS.md ends with sections kept by hand, after a marker line. They are put back
+# after the generated sections.
+marker='<!-- kept by hand: scripts/bench.sh replaces everything above this line and keeps the rest -->'
+kept_by_hand="$(mktemp)"
+trap 'rm -f "$kept_by_hand"' EXIT
+if [[ -f BENCHMARKS.md ]]; then
+  awk -v marker="$marker" '$0 == marker { found = 1 } found' BENCHMARKS.md >"$kept_by_hand"
+fi
+
 # stdout carries only the report, so the set-up and build messages go to stderr.
 scripts/setup.sh >&2
 scripts/build.sh >&2
 
 node bench/run.mjs "$@"
 
-# A run of only some scenarios compares two builds; it leaves BENCHMARKS.md alone.
+# A run of only some scenarios compares two builds, so it leaves BENCHMARKS.md alone.
 if [[ -n "${BENCH_SCENARIOS:-}" ]]; then
   exit 0
 fi
@@ -74,7 +84,7 @@ native="$(cargo bench --bench decision -- --warm-up-time 1 --measurement-time 3 
   echo
   echo "## Native decision core and verifiers"
   echo
-  echo "\`cargo bench --bench decision\` (criterion, release build, this machine): the median time"
+  echo "\`cargo bench --bench decision\` (criterion, bench profile at opt-level 3, this machine): the median time"
   echo "per call. \`core/*\` is one request's work besides the signature (path, route, bearer,"
   echo "a verified-token cache hit, record, rendering); \`verify/*\` is a full jwt-simple token check."
   echo
@@ -82,3 +92,10 @@ native="$(cargo bench --bench decision -- --warm-up-time 1 --measurement-time 3 
   echo "|---|---|"
   echo "$native"
 } | tee -a BENCHMARKS.md
+
+if [[ -s "$kept_by_hand" ]]; then
+  {
+    echo
+    cat "$kept_by_hand"
+  } >>BENCHMARKS.md
+fi

@@ -351,6 +351,7 @@ async function main() {
       tollgate: await describeTollgateSource(),
       settings,
       scenarios: SELECTED.scenarios,
+      partial: SELECTED.partial,
       variants: variantsOf,
       summaries,
       forward: summaries.get("forward/none/forward"),

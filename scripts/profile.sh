@@ -8,6 +8,7 @@
 #   WORKER   tollgate (default), jose or forward
 #   SCENARIO a scenario id of bench/lib/fixture.mjs (default es256-allowed)
 #   VARIANT  same (default): one token repeated; none: no token
+# Settings: PROFILE_SECONDS (default 5, at most 60), PROFILE_CONNECTIONS (default 16).
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib/env.sh"

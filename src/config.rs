@@ -334,7 +334,7 @@ fn parse_authorization_limit(value: Option<String>) -> Result<usize, ConfigError
     let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
     if !AUTHORIZATION_MAX_BYTES_RANGE.contains(&bytes) {
         let (low, high) = (AUTHORIZATION_MAX_BYTES_RANGE.start(), AUTHORIZATION_MAX_BYTES_RANGE.end());
-        return Err(ConfigError::new("AUTHORIZATION_MAX_BYTES", format!("{bytes} is outside {low}..={high}")));
+        return Err(ConfigError::new("AUTHORIZATION_MAX_BYTES", format!("{bytes} is not between {low} and {high}")));
     }
     Ok(bytes)
 }

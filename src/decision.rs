@@ -165,6 +165,8 @@ pub enum Denial {
     StoreUnavailable,
     /// 503: the token needs keys from the identity provider and none are usable.
     KeysUnavailable,
+    /// 500: a fault of the gateway's own, which no configuration explains.
+    Internal,
 }
 
 impl Denial {
@@ -180,6 +182,7 @@ impl Denial {
             Denial::Misconfigured => "configuration_invalid",
             Denial::InvalidRecord => "record_invalid",
             Denial::OriginUnreachable => "origin_unreachable",
+            Denial::Internal => "internal_error",
             Denial::StoreUnavailable => "store_unavailable",
             Denial::KeysUnavailable => "keys_unavailable",
         }

@@ -25,7 +25,7 @@ use worker::{console_error, console_log, Env};
 use boundary::{HeaderNames, IncomingFacts};
 
 use crate::config::{Config, ConfigError};
-use crate::decision::{self, Admission, Caller, Decision, Denial, Forward, RecordLookup, RequestFacts};
+use crate::decision::{self, Admission, AdmissionStep, Caller, Decision, Denial, Forward, RecordLookup, RequestFacts};
 use crate::entitlement::parse_record;
 use crate::forward;
 use crate::log::{LogRequests, RecordSource, RequestLog};
@@ -37,25 +37,33 @@ const STORE_BINDING: &str = "ENTITLEMENTS";
 
 thread_local! {
     // Bindings do not change within an isolate, so they are parsed once.
-    static CONFIG: RefCell<Option<Rc<Result<Config, ConfigError>>>> = const { RefCell::new(None) };
+    static CONFIG: RefCell<Option<Result<Rc<Config>, ConfigError>>> = const { RefCell::new(None) };
     static RECORDS: RefCell<RecordCache> = RefCell::new(RecordCache::default());
 }
 
-/// The fetch handler. Most requests are decided at once: a denial, or a forward with a
-/// verified-token and a record cache hit, for which the handler returns the origin
-/// fetch's own promise. The rest (a KV read, a WebCrypto check, a key-set fetch, or a forward that
-/// `LOG_REQUESTS=all` logs with the origin's status) go through [`answer_later`].
+/// Handles a request. Most requests are decided at once: a denial, or a forward with
+/// a verified-token and a record cache hit, for which the handler returns the origin
+/// fetch's own promise. The rest continue in [`answer_later`] from the [`Pending`] step.
 #[wasm_bindgen]
 pub fn fetch(request: web_sys::Request, env: Env, _context: JsValue) -> JsValue {
-    let incoming = match Incoming::read(&request, &env) {
+    let incoming = match Incoming::read(&request) {
         Ok(incoming) => incoming,
         Err(detail) => return internal_error(&detail),
     };
-    match answer_now(&incoming, &request) {
-        Some(answer) => answer.unwrap_or_else(|detail| internal_error(&detail)),
-        None => future_to_promise(async move {
-            let response = answer_later(&incoming, &request, &env).await;
-            Ok(response.map(JsValue::from).unwrap_or_else(|detail| internal_error(&detail)))
+    let config = match config_for_isolate(&env) {
+        Ok(config) => config,
+        Err(error) => {
+            // Without a configuration there is no LOG_REQUESTS, so the line is always written.
+            let detail = error.to_string();
+            let mut log = incoming.log();
+            log.detail = Some(Cow::Borrowed(&detail));
+            return respond(deny(&Denial::Misconfigured, &incoming.context(None), log, LogRequests::All));
+        }
+    };
+    match answer_now(&incoming, &config, &request) {
+        Answer::Now(response) => respond(response),
+        Answer::Later(pending) => future_to_promise(async move {
+            Ok(respond(answer_later(&incoming, &config, &request, &env, pending).await))
         })
         .into(),
     }
@@ -66,15 +74,14 @@ struct Incoming {
     facts: IncomingFacts,
     url: Url,
     host: String,
-    config: Rc<Result<Config, ConfigError>>,
 }
 
 impl Incoming {
-    fn read(request: &web_sys::Request, env: &Env) -> Result<Incoming, String> {
+    fn read(request: &web_sys::Request) -> Result<Incoming, String> {
         let facts = IncomingFacts::read(request).ok_or("the runtime gave no request URL, method or time")?;
         let url = Url::parse(&facts.url).map_err(|error| format!("request URL: {error}"))?;
         let host = url.host_str().unwrap_or("tollgate").to_string();
-        Ok(Incoming { facts, url, host, config: config_for_isolate(env) })
+        Ok(Incoming { facts, url, host })
     }
 
     fn now(&self) -> u64 {
@@ -99,14 +106,6 @@ impl Incoming {
         }
     }
 
-    /// Returns the configuration, or the denial for a gateway whose bindings are invalid.
-    fn config(&self) -> Result<&Config, (Denial, String)> {
-        match self.config.as_ref() {
-            Ok(config) => Ok(config),
-            Err(error) => Err((Denial::Misconfigured, error.to_string())),
-        }
-    }
-
     fn context<'a>(&'a self, config: Option<&'a Config>) -> RenderContext<'a> {
         RenderContext {
             realm: config.and_then(|config| config.realm.as_deref()).unwrap_or(&self.host),
@@ -116,126 +115,166 @@ impl Incoming {
     }
 }
 
-/// Decides without awaiting anything, or returns `None` when the request needs to.
-fn answer_now(incoming: &Incoming, request: &web_sys::Request) -> Option<Result<JsValue, String>> {
-    let config = match incoming.config() {
-        Ok(config) => config,
-        Err((denial, detail)) => {
-            let mut log = incoming.log();
-            log.detail = Some(Cow::Borrowed(&detail));
-            return Some(deny(&denial, &incoming.context(None), log, LogRequests::All).map(JsValue::from));
-        }
-    };
+/// The outcome of [`answer_now`].
+enum Answer {
+    /// The response, or a promise of it.
+    Now(Result<JsValue, String>),
+    /// The request needs to await: continue from this step.
+    Later(Pending),
+}
+
+/// The step from which a request that needs to await continues in [`answer_later`].
+enum Pending {
+    /// Discovery, then the admission with its key-set fetch or WebCrypto check, from the
+    /// signature check that [`answer_now`] stopped at, if any.
+    Admission(Option<AdmissionStep>),
+    /// The record is not in the isolate cache: read it from KV.
+    Record(Caller),
+    /// `LOG_REQUESTS=all`: the forward's log line waits for the origin's status.
+    Origin(Forward, RequestLog<'static>),
+}
+
+/// Decides without awaiting anything, or returns the step from which the request
+/// needs to await.
+fn answer_now(incoming: &Incoming, config: &Config, request: &web_sys::Request) -> Answer {
     let now = incoming.now();
     if key_fetch::discovery_due(config, now) {
-        return None;
+        return Answer::Later(Pending::Admission(None));
     }
-    let context = incoming.context(Some(config));
-    if let Some(detail) = key_fetch::discovery_error() {
-        let mut log = incoming.log();
-        log.detail = Some(Cow::Borrowed(&detail));
-        return Some(deny(&Denial::Misconfigured, &context, log, config.log_requests).map(JsValue::from));
+    if let Some(response) = discovery_failure(incoming, config) {
+        return Answer::Now(response);
     }
 
+    let admission = match key_fetch::admit_now(config, &incoming.request_facts(), now) {
+        AdmissionStep::Admit(admission) => admission,
+        // The signature check continues from where it stopped.
+        step @ AdmissionStep::VerifySignature(_) => return Answer::Later(Pending::Admission(Some(step))),
+    };
     let mut log = incoming.log();
-    let decision = match key_fetch::admit_now(config, &incoming.request_facts(), now)? {
+    let decision = match admission {
         Admission::Deny(denial) => Decision::Deny(denial),
-        Admission::FetchKeys(_) => return None,
+        // A key-set fetch starts over after discovery, because another request may have
+        // fetched by the time this one continues.
+        Admission::FetchKeys(_) => return Answer::Later(Pending::Admission(None)),
         Admission::Forward(forward) => Decision::Forward(forward),
         Admission::LookUp(caller) => {
-            let lookup = cached_record(config, &caller.record_key, incoming.facts.now_ms)?;
-            log.kid = caller.token.kid.clone().map(Cow::Owned);
-            log.route = Some(Cow::Owned(caller.route.clone()));
+            let Some(lookup) = cached_record(config, &caller.record_key, incoming.facts.now_ms) else {
+                return Answer::Later(Pending::Record(caller));
+            };
+            log_caller(&mut log, &caller);
             log.record = Some(RecordSource::Cache);
             decision::entitle(config, caller, lookup, now)
         }
     };
-    match decision {
+
+    let forward = match decision {
         Decision::Deny(denial) => {
-            if let Denial::RequirePayment { plan, .. } = &denial {
-                log.plan = Some(Cow::Owned(plan.clone()));
-            }
-            Some(deny(&denial, &context, log, config.log_requests).map(JsValue::from))
+            let response = deny(&denial, &incoming.context(Some(config)), log, config.log_requests);
+            return Answer::Now(response.map(JsValue::from));
         }
-        // The line of a forwarded request carries the origin's status: wait for it.
-        Decision::Forward(_) if config.log_requests.wants("forward", 0) => None,
+        Decision::Forward(forward) => forward,
+    };
+    log_forward(&mut log, &forward);
+    if config.log_requests.wants("forward", 0) {
+        return Answer::Later(Pending::Origin(forward, log.into_owned()));
+    }
+    let failure = OriginFailure { log: log.into_owned(), head: incoming.is_head(), level: config.log_requests };
+    let on_error = Closure::once_into_js(move |error: JsValue| failure.answer(describe(error)));
+    Answer::Now(send_to_origin(request, config, incoming, &forward, &on_error).map(JsValue::from))
+}
+
+/// Decides a request from the step where [`answer_now`] stopped: discovery and the
+/// admission, a KV read, or the origin's status for the log.
+async fn answer_later(
+    incoming: &Incoming,
+    config: &Config,
+    request: &web_sys::Request,
+    env: &Env,
+    pending: Pending,
+) -> Result<JsValue, String> {
+    let now = incoming.now();
+    let level = config.log_requests;
+    let mut log = incoming.log();
+    let caller = match pending {
+        Pending::Origin(forward, log) => return forward_and_log(incoming, config, request, &forward, log).await,
+        Pending::Record(caller) => caller,
+        Pending::Admission(first) => {
+            key_fetch::discover(config, now).await;
+            let (admission, _) = key_fetch::admit(config, &incoming.request_facts(), now, first).await;
+            if let Some(response) = discovery_failure(incoming, config) {
+                return response;
+            }
+            match admission {
+                Admission::Deny(denial) => return deny(&denial, &incoming.context(Some(config)), log, level).map(JsValue::from),
+                Admission::FetchKeys(_) => {
+                    return deny(&Denial::KeysUnavailable, &incoming.context(Some(config)), log, level).map(JsValue::from);
+                }
+                Admission::Forward(forward) => return forward_and_log(incoming, config, request, &forward, log).await,
+                Admission::LookUp(caller) => caller,
+            }
+        }
+    };
+
+    log_caller(&mut log, &caller);
+    let read = look_up_record(env, config, &caller, incoming.facts.now_ms).await;
+    log.record = read.source;
+    log.detail = read.detail.as_deref().map(Cow::Borrowed);
+    match decision::entitle(config, caller, read.lookup, now) {
+        Decision::Deny(denial) => deny(&denial, &incoming.context(Some(config)), log, level).map(JsValue::from),
         Decision::Forward(forward) => {
-            log.route = Some(Cow::Owned(forward.route.clone()));
-            log.plan = forward.identity.as_ref().map(|identity| Cow::Owned(identity.plan.clone()));
-            let failure = OriginFailure { log: log.into_owned(), head: incoming.is_head(), level: config.log_requests };
-            let on_error = Closure::once_into_js(move |error: JsValue| failure.answer(describe(error)));
-            Some(send_to_origin(request, config, incoming, &forward, &on_error).map(JsValue::from))
+            log_forward(&mut log, &forward);
+            forward_and_log(incoming, config, request, &forward, log).await
         }
     }
 }
 
-/// Decides a request that needs to await: discovery, a key-set fetch, a WebCrypto
-/// check, a KV read, or an origin status for the log.
-async fn answer_later(incoming: &Incoming, request: &web_sys::Request, env: &Env) -> Result<web_sys::Response, String> {
-    let config = match incoming.config() {
-        Ok(config) => config,
-        Err((denial, detail)) => {
-            let mut log = incoming.log();
-            log.detail = Some(Cow::Borrowed(&detail));
-            return deny(&denial, &incoming.context(None), log, LogRequests::All);
-        }
-    };
-    let now = incoming.now();
-    let level = config.log_requests;
-    key_fetch::discover(config, now).await;
-    let context = incoming.context(Some(config));
-    let (admission, _) = key_fetch::admit(config, &incoming.request_facts(), now).await;
-    if let Some(detail) = key_fetch::discovery_error() {
-        let mut log = incoming.log();
-        log.detail = Some(Cow::Borrowed(&detail));
-        return deny(&Denial::Misconfigured, &context, log, level);
-    }
-
-    let mut log = incoming.log();
-    let mut read_detail = None;
-    let decision = match admission {
-        Admission::Deny(denial) => Decision::Deny(denial),
-        Admission::FetchKeys(_) => Decision::Deny(Denial::KeysUnavailable),
-        Admission::Forward(forward) => Decision::Forward(forward),
-        Admission::LookUp(caller) => {
-            log.kid = caller.token.kid.clone().map(Cow::Owned);
-            log.route = Some(Cow::Owned(caller.route.clone()));
-            let read = look_up_record(env, config, &caller, incoming.facts.now_ms).await;
-            log.record = read.source;
-            read_detail = read.detail;
-            decision::entitle(config, caller, read.lookup, now)
-        }
-    };
-    log.detail = read_detail.as_deref().map(Cow::Borrowed);
-
-    let forward = match &decision {
-        Decision::Deny(denial) => {
-            if let Denial::RequirePayment { plan, .. } = denial {
-                log.plan = Some(Cow::Borrowed(plan));
-            }
-            return deny(denial, &context, log, level);
-        }
-        Decision::Forward(forward) => forward,
-    };
-    log.route = Some(Cow::Borrowed(&forward.route));
-    log.plan = forward.identity.as_ref().map(|identity| Cow::Borrowed(identity.plan.as_str()));
+/// Forwards the request, waits for the origin's response and writes the log line that
+/// `LOG_REQUESTS` selects, with the origin's status.
+async fn forward_and_log(
+    incoming: &Incoming,
+    config: &Config,
+    request: &web_sys::Request,
+    forward: &Forward,
+    mut log: RequestLog<'_>,
+) -> Result<JsValue, String> {
     let sent = send_to_origin(request, config, incoming, forward, &JsValue::UNDEFINED)?;
     match JsFuture::from(sent).await.and_then(|response| response.dyn_into::<web_sys::Response>()) {
         Ok(response) => {
             log.decision = "forward";
             log.status = response.status();
             log.reason = "allowed";
-            if level.wants(log.decision, log.status) {
+            if config.log_requests.wants(log.decision, log.status) {
                 console_log!("{}", log.to_json());
             }
-            Ok(response)
+            Ok(response.into())
         }
         Err(error) => {
             let reason = describe(error);
             log.detail = Some(Cow::Borrowed(&reason));
-            deny(&Denial::OriginUnreachable, &context, log, level)
+            deny(&Denial::OriginUnreachable, &incoming.context(Some(config)), log, config.log_requests).map(JsValue::from)
         }
     }
+}
+
+/// Builds the 500 for a provider whose discovery document names another issuer, so
+/// that every request fails closed. Returns `None` when discovery found no such fault.
+fn discovery_failure(incoming: &Incoming, config: &Config) -> Option<Result<JsValue, String>> {
+    let detail = key_fetch::discovery_error()?;
+    let mut log = incoming.log();
+    log.detail = Some(Cow::Borrowed(&detail));
+    Some(deny(&Denial::Misconfigured, &incoming.context(Some(config)), log, config.log_requests).map(JsValue::from))
+}
+
+/// Puts the caller's `kid` and route on the log line.
+fn log_caller(log: &mut RequestLog<'_>, caller: &Caller) {
+    log.kid = caller.token.kid.clone().map(Cow::Owned);
+    log.route = Some(Cow::Owned(caller.route.clone()));
+}
+
+/// Puts a forward's route and plan on the log line.
+fn log_forward(log: &mut RequestLog<'_>, forward: &Forward) {
+    log.route = Some(Cow::Owned(forward.route.clone()));
+    log.plan = forward.identity.as_ref().map(|identity| Cow::Owned(identity.plan.clone()));
 }
 
 /// The log line and request details kept to build the 502 when the origin of a
@@ -251,23 +290,25 @@ impl OriginFailure {
         self.log.detail = Some(Cow::Owned(reason));
         // The 502 problem names no realm and no upgrade URL.
         let context = RenderContext { realm: "", upgrade_url: None, head: self.head };
-        deny(&Denial::OriginUnreachable, &context, self.log, self.level)
-            .map(JsValue::from)
-            .unwrap_or_else(|detail| internal_error(&detail))
+        respond(deny(&Denial::OriginUnreachable, &context, self.log, self.level).map(JsValue::from))
     }
 }
 
 /// Renders a denial, writes its log line when `level` wants it, and builds the response.
-fn deny(
-    denial: &Denial,
+/// A 402's line names the caller's plan.
+fn deny<'a>(
+    denial: &'a Denial,
     context: &RenderContext<'_>,
-    mut log: RequestLog<'_>,
+    mut log: RequestLog<'a>,
     level: LogRequests,
 ) -> Result<web_sys::Response, String> {
     let reply = problem::render(denial, context);
     log.decision = "deny";
     log.reason = denial.code();
     log.status = reply.status;
+    if let Denial::RequirePayment { plan, .. } = denial {
+        log.plan = Some(Cow::Borrowed(plan));
+    }
     if level.wants(log.decision, log.status) {
         console_log!("{}", log.to_json());
     }
@@ -276,16 +317,21 @@ fn deny(
     boundary::respond(reply.status, &reply.headers, body.as_deref())
 }
 
+/// Returns the response, or a 500 when it could not be built.
+fn respond(response: Result<impl Into<JsValue>, String>) -> JsValue {
+    response.map(Into::into).unwrap_or_else(|detail| internal_error(&detail))
+}
+
 /// Builds a 500 for a fault of the gateway's own, which no configuration explains.
 fn internal_error(detail: &str) -> JsValue {
     console_error!("{}", serde_json::json!({ "event": "internal_error", "detail": detail }));
-    let body = r#"{"type":"urn:tollgate:problem:internal-error","title":"Internal error","status":500}"#;
-    let headers = [("content-type", "application/problem+json".to_string()), ("cache-control", "no-store".to_string())];
-    boundary::respond(500, &headers, Some(body)).map(JsValue::from).unwrap_or(JsValue::NULL)
+    let reply = problem::render(&Denial::Internal, &RenderContext { realm: "", upgrade_url: None, head: false });
+    let body = String::from_utf8_lossy(&reply.body);
+    boundary::respond(reply.status, &reply.headers, Some(&body)).map(JsValue::from).unwrap_or(JsValue::NULL)
 }
 
 /// Parses the bindings on the first request of the isolate and keeps the result.
-fn config_for_isolate(env: &Env) -> Rc<Result<Config, ConfigError>> {
+fn config_for_isolate(env: &Env) -> Result<Rc<Config>, ConfigError> {
     if let Some(config) = CONFIG.with(|cell| cell.borrow().clone()) {
         return config;
     }
@@ -296,7 +342,7 @@ fn config_for_isolate(env: &Env) -> Rc<Result<Config, ConfigError>> {
             console_log!("{}", serde_json::json!({ "event": "key_skipped", "detail": line }));
         }
     }
-    let parsed = Rc::new(parsed);
+    let parsed = parsed.map(Rc::new);
     CONFIG.with(|cell| *cell.borrow_mut() = Some(parsed.clone()));
     parsed
 }

@@ -14,10 +14,10 @@ use serde::Serialize;
 pub enum LogRequests {
     /// Every request, forwarded ones included.
     All,
-    /// Every request the gateway answers itself: 4xx and 5xx. The runtime's own
+    /// Every request the gateway responds to itself: 4xx and 5xx. The runtime's own
     /// invocation logs already record each request's URL and status.
     Denials,
-    /// Only 5xx answers: the gateway's configuration, KV, keys or the origin at fault.
+    /// Only the gateway's own 5xx responses: its configuration, KV, keys or the origin at fault.
     Errors,
 }
 
@@ -43,7 +43,7 @@ pub enum RecordSource {
 }
 
 /// One request's log line. Fields borrow from the request where they can, and
-/// [`RequestLog::into_owned`] keeps a line for an answer given later.
+/// [`RequestLog::into_owned`] keeps a line for a response built later.
 #[derive(Debug, Clone, Serialize)]
 pub struct RequestLog<'a> {
     /// `forward` or `deny`.

@@ -127,6 +127,10 @@ pub fn render(denial: &Denial, context: &RenderContext<'_>) -> Reply {
             None,
         ),
         Denial::OriginUnreachable => (Problem::new("origin-unreachable", "Bad gateway", 502, "the origin could not be reached"), None),
+        Denial::Internal => (
+            Problem::new("internal-error", "Internal error", 500, "the gateway failed to process the request; the error was logged"),
+            None,
+        ),
         Denial::StoreUnavailable => (
             Problem::new("entitlement-store-unavailable", "Service unavailable", 503, "entitlements cannot be checked right now; retry later"),
             None,

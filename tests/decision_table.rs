@@ -354,7 +354,13 @@ fn store_unavailable_retry_after() {
 
 #[test]
 fn fault_denials_rendered_as_problems() {
-    for (denial, status) in [(Denial::Misconfigured, 500), (Denial::OriginUnreachable, 502), (Denial::InvalidRecord, 500)] {
+    let faults = [
+        (Denial::Misconfigured, 500),
+        (Denial::OriginUnreachable, 502),
+        (Denial::InvalidRecord, 500),
+        (Denial::Internal, 500),
+    ];
+    for (denial, status) in faults {
         assert_problem(&render(&denial, &context(false)), status);
     }
 }
@@ -447,7 +453,7 @@ fn record_error_kept_for_operator() {
     assert_problem(&deny(&Case::get("/v1/basic/x").bearer(&valid()), lookup), 500);
 }
 
-/// A `GET /v1/basic/x` with this `Authorization` value.
+/// Builds the facts of a `GET /v1/basic/x` with this `Authorization` value.
 fn basic_get(authorization: &str) -> RequestFacts<'_> {
     RequestFacts { method: "GET", path: "/v1/basic/x", query: None, authorization: Some(authorization), is_cors_preflight: false }
 }

@@ -702,6 +702,7 @@ fn any_denial() -> impl Strategy<Value = Denial> {
         Just(Denial::OriginUnreachable),
         Just(Denial::StoreUnavailable),
         Just(Denial::KeysUnavailable),
+        Just(Denial::Internal),
     ]
 }
 

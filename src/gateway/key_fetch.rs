@@ -60,49 +60,49 @@ pub fn discovery_due(config: &Config, now: u64) -> bool {
     })
 }
 
-/// Returns the admission when it needs no fetch and no WebCrypto check: a verified-token
-/// cache hit, an HMAC token, or a denial found before the signature. `None` means it
-/// needs one, and then [`admit`] does the whole work.
-pub fn admit_now(config: &Config, facts: &RequestFacts<'_>, now: u64) -> Option<Admission> {
-    let step = TOKENS.with(|tokens| {
+/// Runs [`decision::admit_or_defer`] with the isolate's verified tokens and key sets.
+/// `after_fetch` marks a view taken after this request fetched the key set.
+fn admission_step(config: &Config, facts: &RequestFacts<'_>, now: u64, after_fetch: bool) -> AdmissionStep {
+    TOKENS.with(|tokens| {
         let mut tokens = tokens.borrow_mut();
         match &config.jwks {
             None => decision::admit_or_defer(config, facts, RemoteKeys::NotConfigured, Some(&mut tokens), now),
             Some(settings) => KEY_SETS.with(|state| {
                 let state = state.borrow();
-                let view = state.view(settings, now, false);
+                let view = state.view(settings, now, after_fetch);
                 decision::admit_or_defer(config, facts, view, Some(&mut tokens), now)
             }),
         }
-    });
-    match step {
-        AdmissionStep::Admit(Admission::FetchKeys(_)) | AdmissionStep::VerifySignature(_) => None,
-        AdmissionStep::Admit(admission) => Some(admission),
-    }
+    })
 }
 
-/// Runs [`decision::admit_or_defer`], fetching the remote key set when the token
-/// needs it, at most once per request, and checking an asymmetric signature with
-/// WebCrypto. Returns the admission and the fetch reason.
-pub async fn admit(config: &Config, facts: &RequestFacts<'_>, now: u64) -> (Admission, Option<FetchReason>) {
-    let Some(settings) = &config.jwks else {
-        let step = TOKENS.with(|tokens| {
-            decision::admit_or_defer(config, facts, RemoteKeys::NotConfigured, Some(&mut tokens.borrow_mut()), now)
-        });
-        return (finish_step(config, step, now).await, None);
-    };
+/// Runs the admission as far as it goes without awaiting: to a decision, to a key-set
+/// fetch, or to an asymmetric signature check, which [`admit`] can continue from.
+pub fn admit_now(config: &Config, facts: &RequestFacts<'_>, now: u64) -> AdmissionStep {
+    admission_step(config, facts, now, false)
+}
 
+/// Completes the admission from `first` (or from the start when `None`), fetching the
+/// remote key set when the token needs it, at most once per request, and checking an
+/// asymmetric signature with WebCrypto. Returns the admission and the fetch reason.
+pub async fn admit(
+    config: &Config,
+    facts: &RequestFacts<'_>,
+    now: u64,
+    first: Option<AdmissionStep>,
+) -> (Admission, Option<FetchReason>) {
+    let mut step = first.unwrap_or_else(|| admission_step(config, facts, now, false));
     let mut fetched = None;
     loop {
-        let step = KEY_SETS.with(|state| {
-            let state = state.borrow();
-            let view = state.view(settings, now, fetched.is_some());
-            TOKENS.with(|tokens| decision::admit_or_defer(config, facts, view, Some(&mut tokens.borrow_mut()), now))
-        });
         match step {
             AdmissionStep::Admit(Admission::FetchKeys(reason)) if fetched.is_none() => {
+                // Only a configured key-set source requests a fetch.
+                let Some(settings) = &config.jwks else {
+                    return (Admission::Deny(Denial::KeysUnavailable), None);
+                };
                 refresh(config, settings, reason, now).await;
                 fetched = Some(reason);
+                step = admission_step(config, facts, now, true);
             }
             // A view taken after a fetch never requests another, so fail closed if it did.
             AdmissionStep::Admit(Admission::FetchKeys(_)) => return (Admission::Deny(Denial::KeysUnavailable), fetched),

@@ -4,7 +4,6 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, beforeEach, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 
 import { STARTUP_TIMEOUT_MS, createFixture } from "./support/fixture.mjs";
 import {
@@ -14,6 +13,7 @@ import {
   send,
   sendRaw,
 } from "./support/http.mjs";
+import { logLines, waitForLogLines } from "./support/logs.mjs";
 
 /** Instances whose configuration the worker must reject, by name. */
 const INVALID_CONFIGURATIONS = {
@@ -25,30 +25,20 @@ const INVALID_CONFIGURATIONS = {
   "log-requests-unknown": { LOG_REQUESTS: "verbose" },
 };
 
-/** How long to wait for a request's log line: it reaches wrangler's output after the response. */
-const LOG_WAIT_MS = 5_000;
-
-/** A path under /v1/reports/ that no other request uses, to find its log line. */
+/** Returns a path under /v1/reports/ that no other request uses, to find its log line. */
 function uniquePath() {
   return `/v1/reports/log-${randomUUID()}`;
 }
 
-/** The worker's per-request log lines for `path`, parsed. */
+/** Returns the worker's per-request log lines for `path`, parsed. */
 function requestLogLines(worker, path) {
-  return worker
-    .output()
-    .split("\n")
-    .filter((line) => line.startsWith("{") && line.includes('"decision"'))
-    .map((line) => JSON.parse(line))
-    .filter((line) => line.path === path);
+  return logLines(worker, '"decision"', (line) => line.path === path);
 }
 
-/** Waits for the log line of `path` and returns it. */
+/** Waits for the one log line of `path` and returns it. */
 async function waitForRequestLogLine(worker, path) {
-  const deadline = Date.now() + LOG_WAIT_MS;
-  while (requestLogLines(worker, path).length === 0 && Date.now() < deadline) await sleep(50);
-  const lines = requestLogLines(worker, path);
-  assert.equal(lines.length, 1, `expected one log line for ${path} within ${LOG_WAIT_MS} ms:\n${worker.output()}`);
+  const lines = await waitForLogLines(worker, '"decision"', 1, (line) => line.path === path);
+  assert.equal(lines.length, 1, `expected one log line for ${path}:\n${worker.output()}`);
   return lines[0];
 }
 
@@ -226,8 +216,8 @@ describe("LOG_REQUESTS", () => {
   });
 
   test("a public route whose origin fails is logged with the reason", async () => {
-    // A public route is decided without awaiting anything, so its origin failure is
-    // answered from the fetch promise itself rather than from an awaiting handler.
+    // A public route is decided without awaiting anything, so the 502 for its origin
+    // failure comes from the fetch promise's error handler, not from an awaiting one.
     const path = `/public/log-${randomUUID()}`;
 
     assertProblem(await send(logErrors, path), 502);

@@ -130,7 +130,7 @@ describe("entitled requests", () => {
 
 describe("origin response headers", () => {
   // workerd removes hop-by-hop fields (Connection, Keep-Alive and those Connection
-  // names) on both sides before the Worker sees them, so the gateway's own filter is
+  // names) on both sides before the Worker receives them, so the gateway's own filter is
   // covered by the unit tests in src/forward.rs, not here.
   test("every origin field reaches the client, repeated Set-Cookie included", async () => {
     const token = fixture.token({ sub: "user-pro" });

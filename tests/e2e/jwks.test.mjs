@@ -16,12 +16,10 @@ import { generateSigningKey } from "../../scripts/lib/jwt.mjs";
 import { STARTUP_TIMEOUT_MS, createFixture } from "./support/fixture.mjs";
 import { DISCOVERY_PATH, startKeyServer } from "./support/key-server.mjs";
 import { assertErrorChallenge, assertFromOrigin, assertProblem, describeResponse, send } from "./support/http.mjs";
+import { waitForLogLines } from "./support/logs.mjs";
 
 /** Time limit of one scenario: a worker start, waits of up to 6 s and the requests. */
 const SCENARIO_TIMEOUT_MS = 90_000;
-
-/** How long to wait for a worker's log line to reach wrangler's output. */
-const LOG_WAIT_MS = 5_000;
 
 const KEYS_UNAVAILABLE_TYPE = "urn:tollgate:problem:signing-keys-unavailable";
 const MISCONFIGURED_TYPE = "urn:tollgate:problem:gateway-misconfigured";
@@ -57,31 +55,9 @@ function startJwksWorker(name, jwksUrl, vars = {}) {
   });
 }
 
-/** Returns the worker's `jwks_fetch` log lines, parsed, oldest first. */
-function fetchLogLines(worker) {
-  return worker
-    .output()
-    .split("\n")
-    .filter((line) => line.startsWith("{") && line.includes('"jwks_fetch"'))
-    .map((line) => JSON.parse(line));
-}
-
-/**
- * Waits until the worker has logged at least `count` `jwks_fetch` lines, and returns
- * them all. The log reaches wrangler's output asynchronously, after the response.
- */
-async function waitForFetchLogLines(worker, count) {
-  const deadline = Date.now() + LOG_WAIT_MS;
-  for (let attempt = 0; attempt < 100 && Date.now() < deadline; attempt++) {
-    if (fetchLogLines(worker).length >= count) break;
-    await sleep(50);
-  }
-  const lines = fetchLogLines(worker);
-  assert.ok(
-    lines.length >= count,
-    `expected at least ${count} jwks_fetch log lines within ${LOG_WAIT_MS} ms, got ${lines.length}:\n${worker.output()}`,
-  );
-  return lines;
+/** Waits until the worker has logged at least `count` `jwks_fetch` lines, and returns them all. */
+function waitForFetchLogLines(worker, count) {
+  return waitForLogLines(worker, '"jwks_fetch"', count);
 }
 
 /** Asserts one `jwks_fetch` log line's outcome and reason, and returns its detail. */

@@ -1,5 +1,5 @@
 // Records a CPU profile of one Worker under the benchmark's load, through workerd's
-// inspector, and prints where its isolate spent the time: the busiest functions (own
+// inspector. It prints where the isolate spent the time: the busiest functions (own
 // time) and a split into Tollgate's wasm, its JS glue, the runtime and idle time.
 // Run it through scripts/profile.sh, which builds a module that keeps its function
 // names. All traffic stays on 127.0.0.1.
@@ -17,13 +17,11 @@ import { join } from "node:path";
 import { createBindings, ENTITLEMENT_RECORDS, mintTokens, REQUEST_PATH, SCENARIOS } from "./lib/fixture.mjs";
 import { runLoad } from "./lib/load.mjs";
 import { startNodeChild } from "./lib/processes.mjs";
-import { bundleWorker, readProjectConfig, REPO_ROOT, seedLocalKv, WORKERS } from "./lib/workers.mjs";
+import { bundleWorker, readProjectConfig, REPO_ROOT, seedLocalKv, startWorker, WORKERS } from "./lib/workers.mjs";
 
 const INSPECTOR_PORT = 9239;
 const SAMPLING_INTERVAL_US = 100;
 
-const requireFromWrangler = createRequire(createRequire(join(REPO_ROOT, "package.json")).resolve("wrangler/package.json"));
-const { Miniflare } = requireFromWrangler("miniflare");
 const WebSocket = createRequire(join(REPO_ROOT, "package.json"))("ws");
 
 function log(message) {
@@ -97,7 +95,6 @@ async function main() {
 
   const runDir = await mkdtemp(join(tmpdir(), "tollgate-profile-"));
   const children = [];
-  let miniflare;
   try {
     const logDir = join(runDir, "logs");
     await mkdir(logDir, { recursive: true });
@@ -109,24 +106,15 @@ async function main() {
     await seedLocalKv({ records: ENTITLEMENT_RECORDS, persistDir, scratchDir: runDir, logDir });
     const bundle = await bundleWorker(worker, { projectConfig, workDir: join(runDir, worker.name), logDir });
 
-    miniflare = new Miniflare({
-      host: "127.0.0.1",
-      port: 0,
-      inspectorPort: INSPECTOR_PORT,
-      modules: bundle.modules,
-      modulesRoot: bundle.modulesRoot,
-      compatibilityDate: projectConfig.compatibilityDate,
-      compatibilityFlags: projectConfig.compatibilityFlags,
+    const host = await startWorker(bundle, {
+      projectConfig,
       bindings: { ...vars, ...secrets },
-      kvNamespaces: { ENTITLEMENTS: projectConfig.entitlementsNamespaceId },
-      defaultPersistRoot: join(persistDir, "v3"),
-      logRequests: false,
-      handleRuntimeStdio(stdout, stderr) {
-        stdout.resume();
-        stderr.resume();
-      },
+      persistDir,
+      workDir: join(runDir, worker.name),
+      inspectorPort: INSPECTOR_PORT,
     });
-    const url = `${(await miniflare.ready).origin}${REQUEST_PATH}`;
+    children.push(host);
+    const url = `${host.url}${REQUEST_PATH}`;
 
     const targets = await (await fetch(`http://127.0.0.1:${INSPECTOR_PORT}/json`)).json();
     const target = targets.find((candidate) => candidate.webSocketDebuggerUrl);
@@ -162,7 +150,6 @@ async function main() {
       console.log(`  ${share(count).padStart(6)}  ${name}${snippet ? `  ${snippet}` : ""}`);
     }
   } finally {
-    await miniflare?.dispose();
     await Promise.allSettled(children.map((child) => child.stop()));
     if (process.env.PROFILE_KEEP === "1") log(`kept ${runDir}`);
     else await rm(runDir, { recursive: true, force: true });

@@ -22,7 +22,7 @@ const ORIGIN_SCRIPT = join(REPO_ROOT, "bench/lib/origin-server.mjs");
 const REPORT_FILE = join(REPO_ROOT, "BENCHMARKS.md");
 
 /**
- * The scenarios measured: all of them, or those BENCH_SCENARIOS names (ids, separated
+ * Selects the scenarios measured: all of them, or those BENCH_SCENARIOS names (ids, separated
  * by commas) for a quick comparison of two builds. A run of only some scenarios prints
  * its report but does not replace BENCHMARKS.md.
  */

@@ -5,7 +5,7 @@
 //
 // Usage: node bench/lib/serve-worker.mjs SPEC.json
 // SPEC: { name, modules: [{ type, path }], modulesRoot, compatibilityDate, compatibilityFlags,
-//         bindings, kvNamespaces, persistRoot, outputFile }
+//         bindings, kvNamespaces, persistRoot, outputFile, inspectorPort (optional) }
 // Prints `ready <url>` on stdout once workerd listens on 127.0.0.1. On SIGTERM or
 // SIGINT, Miniflare's own exit hook kills workerd and exits the process. On every
 // exit, the last 64 KiB of the Worker's output are written to `outputFile`.
@@ -47,6 +47,8 @@ const miniflare = new Miniflare({
   kvNamespaces: spec.kvNamespaces,
   defaultPersistRoot: spec.persistRoot,
   logRequests: false,
+  // workerd's DevTools inspector on 127.0.0.1, for bench/profile.mjs.
+  ...(spec.inspectorPort ? { inspectorPort: spec.inspectorPort } : {}),
   handleRuntimeStdio(stdout, stderr) {
     keepOutput(stdout);
     keepOutput(stderr);

@@ -140,7 +140,7 @@ export async function copyKvState(sourcePersistDir, targetPersistDir) {
  * `persistDir`. Returns the child from startNodeChild plus `outputFile`, where the
  * Worker's console output is written when it stops.
  */
-export async function startWorker(bundle, { projectConfig, bindings, persistDir, workDir, label = bundle.name }) {
+export async function startWorker(bundle, { projectConfig, bindings, persistDir, workDir, label = bundle.name, inspectorPort }) {
   await mkdir(workDir, { recursive: true });
   const specPath = join(workDir, `${label}.spec.json`);
   const outputFile = join(workDir, `${label}.output.log`);
@@ -154,6 +154,7 @@ export async function startWorker(bundle, { projectConfig, bindings, persistDir,
     kvNamespaces: { ENTITLEMENTS: projectConfig.entitlementsNamespaceId },
     persistRoot: join(persistDir, "v3"),
     outputFile,
+    inspectorPort,
   };
   await writeFile(specPath, JSON.stringify(spec));
   const child = await startNodeChild(`worker ${label}`, SERVE_WORKER_SCRIPT, [specPath]);
